@@ -1,0 +1,99 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// normalizeArgs lets flags stand anywhere on a command line, as operators
+// type them. urfave/cli stops reading flags at the first positional
+// argument and would take "post-approval ID --routes F" as three
+// arguments, silently dropping the flag. So the command line is reordered
+// before parsing: global flags before the command, the command's own flags
+// next, then "--" and the positional arguments. A "--" typed by the user
+// still ends flags; everything after it stays a positional argument, in
+// order. Unknown flags are kept among the flags, where the parser refuses
+// them.
+func normalizeArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	globals := flagArity(app.Flags)
+	out := []string{args[0]}
+	i := 1
+	for i < len(args) && isFlag(args[i]) {
+		n := takes(globals, args[i])
+		out = append(out, args[i:min(i+n, len(args))]...)
+		i += n
+	}
+	if i >= len(args) {
+		return out
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil || cmd.SkipFlagParsing {
+		return append(out, args[i:]...)
+	}
+	own := flagArity(cmd.Flags)
+	var hoisted, flags, positional []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		switch {
+		case a == "--":
+			positional = append(positional, rest[j+1:]...)
+			j = len(rest)
+		case isFlag(a):
+			dst := &flags
+			arity := own
+			if _, ok := globals[flagName(a)]; ok {
+				dst, arity = &hoisted, globals
+			}
+			n := takes(arity, a)
+			*dst = append(*dst, rest[j:min(j+n, len(rest))]...)
+			j += n - 1
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out = append(out, hoisted...)
+	out = append(out, args[i])
+	out = append(out, flags...)
+	if len(positional) > 0 {
+		out = append(out, "--")
+		out = append(out, positional...)
+	}
+	return out
+}
+
+func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' && a != "--" }
+
+func flagName(a string) string {
+	name := strings.TrimLeft(a, "-")
+	name, _, _ = strings.Cut(name, "=")
+	return name
+}
+
+// takes returns how many tokens a flag occupies: two for a flag that takes
+// a value given as the next token, one otherwise.
+func takes(arity map[string]bool, a string) int {
+	if strings.Contains(a, "=") {
+		return 1
+	}
+	if hasValue, ok := arity[flagName(a)]; ok && hasValue {
+		return 2
+	}
+	return 1
+}
+
+// flagArity maps every name of every flag to whether it takes a value.
+func flagArity(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{"help": false, "h": false}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			m[n] = !isBool
+		}
+	}
+	return m
+}

@@ -1,0 +1,247 @@
+package hooks
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bot-bottle/bottle-hook/state"
+)
+
+// BottleInfo is one bottle as list and inspect show it. A broken entry has
+// Error set and only its identity besides.
+type BottleInfo struct {
+	Identity       string `json:"identity"`
+	AgentName      string `json:"agent_name"`
+	StartedAt      string `json:"started_at"`
+	Backend        string `json:"backend"`
+	Label          string `json:"label"`
+	Color          string `json:"color"`
+	ComposeProject string `json:"compose_project"`
+	Preserved      bool   `json:"preserved"`
+	Rebuilt        bool   `json:"rebuilt"`
+	StateDir       string `json:"state_dir"`
+	Broken         bool   `json:"broken"`
+	Error          string `json:"error"`
+}
+
+func infoOf(b *state.Bottle) BottleInfo {
+	return BottleInfo{
+		Identity:       b.Identity,
+		AgentName:      b.Meta.AgentName,
+		StartedAt:      b.Meta.StartedAt,
+		Backend:        b.Meta.BackendName(),
+		Label:          b.Meta.Label,
+		Color:          b.Meta.Color,
+		ComposeProject: b.Meta.Project(),
+		Preserved:      b.Preserved,
+		Rebuilt:        b.Dockerfile != "",
+		StateDir:       b.Dir,
+	}
+}
+
+// ListResult is every bottle under a root.
+type ListResult struct {
+	Bottles []BottleInfo `json:"bottles"`
+}
+
+// List reads every bottle without locking. A broken entry is listed with
+// its reason; an absent root lists nothing.
+func List(env *Env) (*ListResult, error) {
+	res := &ListResult{Bottles: []BottleInfo{}}
+	r, err := env.open(false)
+	if state.IsNotExist(err) {
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	entries, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Err != nil {
+			res.Bottles = append(res.Bottles, BottleInfo{
+				Identity: e.Identity, StateDir: r.StateDir(e.Identity),
+				Broken: true, Error: e.Err.Error(),
+			})
+			continue
+		}
+		res.Bottles = append(res.Bottles, infoOf(e.Bottle))
+	}
+	return res, nil
+}
+
+// Write renders the listing: a table in text, nothing at all when there
+// are no bottles.
+func (res *ListResult) Write(w io.Writer, f Format) error {
+	if f == FormatJSON {
+		return writeJSON(w, res)
+	}
+	if len(res.Bottles) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IDENTITY\tAGENT\tSTARTED\tBACKEND\tLABEL\tPRESERVED\tIMAGE")
+	for _, b := range res.Bottles {
+		if b.Broken {
+			fmt.Fprintf(tw, "%s\tbroken: %s\n", b.Identity, printable(b.Error))
+			continue
+		}
+		image := "base"
+		if b.Rebuilt {
+			image = "rebuilt"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Identity, printable(b.AgentName),
+			orDash(b.StartedAt), b.Backend, orDash(printable(b.Label)), yesNo(b.Preserved), image)
+	}
+	return tw.Flush()
+}
+
+// InspectResult is one bottle in full.
+type InspectResult struct {
+	BottleInfo
+	Cwd        string           `json:"cwd"`
+	CopyCwd    bool             `json:"copy_cwd"`
+	Image      string           `json:"image"`
+	Dockerfile string           `json:"dockerfile"`
+	Transcript string           `json:"transcript"`
+	Dirs       Dirs             `json:"dirs"`
+	LiveConfig []LiveConfigFile `json:"live_config"`
+}
+
+// LiveConfigFile describes one live-config file.
+type LiveConfigFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+}
+
+// Inspect reads one bottle in full, without locking. It fails with
+// state.ErrNotFound for a bottle without state.
+func Inspect(env *Env, id, baseImage string) (*InspectResult, error) {
+	if err := state.ValidateIdentity(id); err != nil {
+		return nil, err
+	}
+	r, err := env.open(false)
+	if state.IsNotExist(err) {
+		return nil, notFound(id, env.RootDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := r.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if baseImage == "" {
+		baseImage = DefaultImage
+	}
+	spec := NewLaunchSpec(b, baseImage, false)
+	res := &InspectResult{
+		BottleInfo: infoOf(b),
+		Cwd:        b.Meta.Cwd,
+		CopyCwd:    b.Meta.CopyCwd,
+		Image:      spec.Image,
+		Dockerfile: spec.Dockerfile,
+		Transcript: spec.Transcript,
+		Dirs:       spec.Dirs,
+		LiveConfig: []LiveConfigFile{},
+	}
+	files, err := r.LiveFiles(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		res.LiveConfig = append(res.LiveConfig, LiveConfigFile(f))
+	}
+	return res, nil
+}
+
+// Write renders the bottle as "key: value" lines in text.
+func (res *InspectResult) Write(w io.Writer, f Format) error {
+	if f == FormatJSON {
+		return writeJSON(w, res)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, orDash(v)) }
+	row("identity", res.Identity)
+	row("agent", printable(res.AgentName))
+	row("started", res.StartedAt)
+	row("backend", res.Backend)
+	row("label", printable(res.Label))
+	row("color", printable(res.Color))
+	row("compose project", res.ComposeProject)
+	row("cwd", printable(res.Cwd))
+	row("copy cwd", yesNo(res.CopyCwd))
+	row("preserved", yesNo(res.Preserved))
+	row("state dir", res.StateDir)
+	row("image", res.Image)
+	row("dockerfile", res.Dockerfile)
+	row("transcript", res.Transcript)
+	for _, lc := range res.LiveConfig {
+		row(lc.Name, fmt.Sprintf("%d bytes, %s", lc.Size, lc.Digest))
+	}
+	return tw.Flush()
+}
+
+// GCResult lists what gc did, or would do on a dry run.
+type GCResult struct {
+	DryRun  bool       `json:"dry_run"`
+	Actions []GCAction `json:"actions"`
+}
+
+// GCAction is one collected item.
+type GCAction struct {
+	Kind     string `json:"kind"`
+	Identity string `json:"identity"`
+	Path     string `json:"path"`
+}
+
+// GC collects what interrupted calls left behind; see state.Root.GC.
+func GC(env *Env, dryRun bool, olderThan time.Duration) (*GCResult, error) {
+	log := env.logger().Named("gc")
+	res := &GCResult{DryRun: dryRun, Actions: []GCAction{}}
+	r, err := env.open(false)
+	if state.IsNotExist(err) {
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	actions, err := r.GC(state.GCOptions{DryRun: dryRun, OlderThan: olderThan, Now: env.now()})
+	for _, a := range actions {
+		res.Actions = append(res.Actions, GCAction(a))
+		if !dryRun {
+			log.Warn("collected", "kind", a.Kind, keyIdentity, a.Identity, keyPath, a.Path)
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	log.Info("gc done", "actions", len(actions), "dry_run", dryRun)
+	return res, nil
+}
+
+// Write renders one "<kind> <path>" line per action, each prefixed by
+// "would " on a dry run.
+func (res *GCResult) Write(w io.Writer, f Format) error {
+	if f == FormatJSON {
+		return writeJSON(w, res)
+	}
+	prefix := ""
+	if res.DryRun {
+		prefix = "would "
+	}
+	for _, a := range res.Actions {
+		if _, err := fmt.Fprintf(w, "%s%s %s\n", prefix, a.Kind, a.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}

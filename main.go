@@ -1,0 +1,182 @@
+// Command bottle-hook owns the lifecycle state of sandboxed agent
+// containers ("bottles"): it is called before a bottle starts, when an
+// operator approves a change, and when the session ends, and it lets
+// operators list, inspect and clean up bottles.
+//
+// Output policy: stdout carries only a command's result (text, JSON or an
+// env file); logs go to stderr through hclog; an error is one stderr line
+// "bottle-hook: ..." and an exit code: 1 the operation failed, 2 usage or
+// invalid input, 3 no such bottle.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/bot-bottle/bottle-hook/hooks"
+	"github.com/bot-bottle/bottle-hook/state"
+)
+
+const progName = "bottle-hook"
+
+// version is set at link time (-ldflags "-X main.version=..."); otherwise
+// the module version from the build info is shown.
+var version = ""
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitNotFound = 3
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(normalizeArgs(app, args))
+	if err == nil {
+		return exitOK
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(stderr, "%s: %s\n", progName, msg)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, hooks.ErrUsage), errors.Is(err, state.ErrInvalid):
+		return exitUsage
+	case errors.Is(err, state.ErrNotFound):
+		return exitNotFound
+	}
+	return exitFailed
+}
+
+// cmdEnv is built once the flags are parsed and handed to each action.
+type cmdEnv struct {
+	hooks.Env
+	stdin  io.Reader
+	stdout io.Writer
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:      progName,
+		Usage:     "own the lifecycle state of sandboxed agent containers",
+		Version:   buildVersion(),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags:     globalFlags,
+		// Exit codes are decided in one place, by run.
+		ExitErrHandler:  func(*cli.Context, error) {},
+		OnUsageError:    usageError,
+		HideHelpCommand: true,
+	}
+	wrap := func(action actionFunc) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			env, err := newCmdEnv(c, stdin, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			return action(c, env)
+		}
+	}
+	app.Commands = commands(wrap)
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = usageError
+	}
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return hooks.Usage(fmt.Errorf("unknown command %q; see %s --help", c.Args().First(), progName))
+		}
+		return cli.ShowAppHelp(c)
+	}
+	return app
+}
+
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return hooks.Usage(err)
+}
+
+var globalFlags = []cli.Flag{
+	&cli.StringFlag{
+		Name:    "root",
+		Usage:   "state root `DIR` (default $HOME/.bot-bottle)",
+		EnvVars: []string{"BOT_BOTTLE_ROOT"},
+	},
+	&cli.StringFlag{
+		Name:    "log-level",
+		Usage:   "log `LEVEL` on stderr: trace, debug, info, warn, error, off",
+		Value:   "info",
+		EnvVars: []string{"BOTTLE_HOOK_LOG_LEVEL"},
+	},
+	&cli.StringFlag{
+		Name:    "log-format",
+		Usage:   "log `FORMAT` on stderr: text or json",
+		Value:   "text",
+		EnvVars: []string{"BOTTLE_HOOK_LOG_FORMAT"},
+	},
+}
+
+func newCmdEnv(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*cmdEnv, error) {
+	log, err := newLogger(c.String("log-level"), c.String("log-format"), stderr)
+	if err != nil {
+		return nil, err
+	}
+	root, err := resolveRoot(c.String("root"), os.Getenv("HOME"))
+	if err != nil {
+		return nil, err
+	}
+	return &cmdEnv{Env: hooks.Env{RootDir: root, Log: log}, stdin: stdin, stdout: stdout}, nil
+}
+
+func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {
+	lvl := hclog.LevelFromString(level)
+	if lvl == hclog.NoLevel {
+		return nil, hooks.Usage(fmt.Errorf("--log-level %q: want trace, debug, info, warn, error or off", level))
+	}
+	if format != "text" && format != "json" {
+		return nil, hooks.Usage(fmt.Errorf("--log-format %q: want text or json", format))
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       progName,
+		Level:      lvl,
+		Output:     w,
+		JSONFormat: format == "json",
+	}), nil
+}
+
+// resolveRoot picks the state root: the flag (or $BOT_BOTTLE_ROOT), else
+// $HOME/.bot-bottle. It never falls back to the current directory.
+func resolveRoot(flag, home string) (string, error) {
+	if flag != "" {
+		return filepath.Abs(flag)
+	}
+	if home == "" || !filepath.IsAbs(home) {
+		return "", hooks.Usage(errors.New("no state root: set --root or BOT_BOTTLE_ROOT (HOME is not set)"))
+	}
+	return filepath.Join(home, ".bot-bottle"), nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

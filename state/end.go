@@ -1,0 +1,84 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+)
+
+// Outcome is what session-end did with a bottle.
+type Outcome string
+
+// Outcomes of End.
+const (
+	Kept    Outcome = "kept"
+	Removed Outcome = "removed"
+	Absent  Outcome = "absent"
+)
+
+// End closes a bottle's session: a preserved bottle is kept (unless force),
+// any other is removed, and a bottle with no state is reported absent. The
+// state directory leaves state/ by one rename into a hidden directory of
+// the root and is deleted from there, so no reader sees half a bottle; if
+// the deletion is interrupted, gc finishes it. Symlinks are never followed:
+// a state directory that is a symlink is refused and left alone.
+func (r *Root) End(id string, force bool) (Outcome, error) {
+	if err := ValidateIdentity(id); err != nil {
+		return "", err
+	}
+	l, err := r.lock(id)
+	if err != nil {
+		return "", err
+	}
+	rel := bottleRel(id)
+	err = r.checkDir(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		l.release(true)
+		return Absent, nil
+	}
+	if err != nil {
+		l.release(false)
+		return "", err
+	}
+	preserved, err := r.exists(path.Join(rel, PreserveName))
+	if err != nil {
+		l.release(false)
+		return "", err
+	}
+	if preserved && !force {
+		l.release(false)
+		return Kept, nil
+	}
+	trash, err := r.moveToTrash(rel, id)
+	// The bottle is gone from state/ once the rename is done; the lock file
+	// goes with it while the lock is still held.
+	l.release(err == nil)
+	if err != nil {
+		return "", err
+	}
+	if err := r.fs.RemoveAll(trash); err != nil {
+		r.log.Warn("removal interrupted; gc finishes it", "path", r.Path(trash), "error", err)
+	}
+	return Removed, nil
+}
+
+// moveToTrash renames a state directory out of state/ and returns its new
+// name relative to the root.
+func (r *Root) moveToTrash(rel, id string) (string, error) {
+	if err := r.ensureDir(tmpDirName, rootMode); err != nil {
+		return "", err
+	}
+	suffix, err := randomString(8)
+	if err != nil {
+		return "", err
+	}
+	trash := path.Join(tmpDirName, trashPrefix+id+"-"+suffix)
+	if err := r.fs.Rename(rel, trash); err != nil {
+		return "", fmt.Errorf("remove bottle %q: %w", id, err)
+	}
+	if err := r.syncDir(stateDirName); err != nil {
+		return "", err
+	}
+	return trash, nil
+}

@@ -1,0 +1,267 @@
+package state
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// GC action kinds.
+const (
+	GCFinishRemoval = "finish-removal" // a session end was interrupted
+	GCRemoveStaging = "remove-staging" // a pre-start was interrupted
+	GCRemoveTemp    = "remove-temp"    // a write was interrupted
+	GCRemoveDebris  = "remove-debris"  // a state dir with no metadata and no marker
+	GCRemoveLock    = "remove-lock"    // a lock file of a bottle that is gone
+)
+
+// GCAction is one thing gc did, or would do on a dry run.
+type GCAction struct {
+	Kind     string
+	Identity string
+	Path     string
+}
+
+// GCOptions tune a collection.
+type GCOptions struct {
+	DryRun bool
+	// OlderThan is the age a state directory without metadata must reach
+	// before it counts as debris rather than a start in progress.
+	OlderThan time.Duration
+	Now       time.Time
+}
+
+// GC finishes interrupted removals, deletes what interrupted starts and
+// writes left behind, and removes debris: state directories with neither
+// metadata nor a preserve marker, not locked, older than OlderThan. It
+// never touches a bottle whose lock is held, a preserved bottle, or a
+// bottle with metadata. With DryRun it only reports.
+func (r *Root) GC(opts GCOptions) ([]GCAction, error) {
+	g := &collector{r: r, opts: opts}
+	if opts.Now.IsZero() {
+		g.opts.Now = time.Now()
+	}
+	steps := []func() error{g.tmp, g.bottles, g.locks}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return g.done, err
+		}
+	}
+	return g.done, nil
+}
+
+type collector struct {
+	r    *Root
+	opts GCOptions
+	done []GCAction
+}
+
+func (g *collector) record(kind, id, rel string) {
+	g.done = append(g.done, GCAction{Kind: kind, Identity: id, Path: g.r.Path(rel)})
+}
+
+// removeAll deletes rel unless this is a dry run.
+func (g *collector) removeAll(kind, id, rel string) error {
+	g.record(kind, id, rel)
+	if g.opts.DryRun {
+		return nil
+	}
+	return g.r.fs.RemoveAll(rel)
+}
+
+func (g *collector) tmp() error {
+	names, err := g.r.readNames(tmpDirName)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		rel := path.Join(tmpDirName, name)
+		switch {
+		case strings.HasPrefix(name, trashPrefix):
+			if err := g.removeAll(GCFinishRemoval, tempIdentity(name, trashPrefix), rel); err != nil {
+				return err
+			}
+		case strings.HasPrefix(name, stagingPrefix):
+			id := tempIdentity(name, stagingPrefix)
+			if err := g.withFreeLock(id, func() error {
+				return g.removeAll(GCRemoveStaging, id, rel)
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tempIdentity recovers the identity from "<prefix><identity>-<suffix>".
+func tempIdentity(name, prefix string) string {
+	s := strings.TrimPrefix(name, prefix)
+	if i := strings.LastIndexByte(s, '-'); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func (g *collector) bottles() error {
+	names, err := g.r.stateNames()
+	if err != nil {
+		return err
+	}
+	for _, id := range names {
+		if ValidateIdentity(id) != nil || g.r.checkDir(bottleRel(id)) != nil {
+			continue
+		}
+		if err := g.withFreeLock(id, func() error { return g.bottle(id) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bottle sweeps one unlocked bottle: its leftover temporary files, and the
+// whole directory if it is debris.
+func (g *collector) bottle(id string) error {
+	rel := bottleRel(id)
+	for _, dir := range []string{rel, path.Join(rel, LiveConfigName)} {
+		names, err := g.r.readNames(dir)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if isTempName(name) {
+				if err := g.removeAll(GCRemoveTemp, id, path.Join(dir, name)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	debris, err := g.isDebris(rel)
+	if err != nil || !debris {
+		return err
+	}
+	g.record(GCRemoveDebris, id, rel)
+	if g.opts.DryRun {
+		return nil
+	}
+	trash, err := g.r.moveToTrash(rel, id)
+	if err != nil {
+		return err
+	}
+	return g.r.fs.RemoveAll(trash)
+}
+
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") &&
+		(strings.Contains(name, ".tmp-") || strings.HasPrefix(name, "."+TranscriptName+".new-"))
+}
+
+func (g *collector) isDebris(rel string) (bool, error) {
+	for _, name := range []string{MetadataName, PreserveName} {
+		if ok, err := g.r.exists(path.Join(rel, name)); err != nil || ok {
+			return false, err
+		}
+	}
+	fi, err := g.r.fs.Lstat(rel)
+	if err != nil {
+		return false, err
+	}
+	return g.opts.Now.Sub(fi.ModTime()) >= g.opts.OlderThan, nil
+}
+
+func (g *collector) locks() error {
+	names, err := g.r.readNames(locksDirName)
+	if err != nil {
+		return err
+	}
+	for _, id := range names {
+		if ValidateIdentity(id) != nil {
+			continue
+		}
+		if ok, err := g.r.exists(bottleRel(id)); err != nil || ok {
+			continue
+		}
+		if g.opts.DryRun {
+			if !g.r.lockHeld(id) {
+				g.record(GCRemoveLock, id, path.Join(locksDirName, id))
+			}
+			continue
+		}
+		l, ok, err := g.r.tryLock(id)
+		if err != nil || !ok {
+			continue
+		}
+		// Checked again under the lock: a start may have won the race.
+		if present, _ := g.r.exists(bottleRel(id)); !present {
+			g.record(GCRemoveLock, id, path.Join(locksDirName, id))
+			l.release(true)
+			continue
+		}
+		l.release(false)
+	}
+	return nil
+}
+
+// withFreeLock runs fn under the bottle's lock if nobody holds it, and skips
+// the bottle otherwise. A dry run only probes the lock, creating nothing.
+func (g *collector) withFreeLock(id string, fn func() error) error {
+	if g.opts.DryRun {
+		if g.r.lockHeld(id) {
+			return nil
+		}
+		return fn()
+	}
+	l, ok, err := g.r.tryLock(id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		g.r.log.Debug("bottle busy, skipped", "identity", id)
+		return nil
+	}
+	err = fn()
+	present, _ := g.r.exists(bottleRel(id))
+	l.release(!present)
+	return err
+}
+
+// lockHeld reports whether another process holds the bottle's lock, without
+// creating a lock file.
+func (r *Root) lockHeld(id string) bool {
+	f, err := os.OpenFile(filepath.Join(r.dir, locksDirName, id), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+// readNames lists a directory of the root, sorted; a missing directory is
+// empty.
+func (r *Root) readNames(rel string) ([]string, error) {
+	if err := r.checkDir(rel); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	d, err := r.fs.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	sort.Strings(names)
+	return names, err
+}

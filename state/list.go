@@ -1,0 +1,63 @@
+package state
+
+import (
+	"errors"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+// Entry is one name found in state/: a bottle, or the reason it could not
+// be read.
+type Entry struct {
+	Identity string
+	Bottle   *Bottle // nil when Err is set
+	Err      error
+}
+
+// List reads every bottle in state/ without taking any lock, sorted by
+// identity. An entry that cannot be read is returned with its error and
+// does not stop the listing. Hidden names are housekeeping and skipped.
+func (r *Root) List() ([]Entry, error) {
+	names, err := r.stateNames()
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]Entry, 0, len(names))
+	for _, name := range names {
+		e := Entry{Identity: name}
+		if err := ValidateIdentity(name); err != nil {
+			e.Err = err
+		} else {
+			e.Bottle, e.Err = r.load(name)
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// stateNames returns the non-hidden names in state/, sorted.
+func (r *Root) stateNames() ([]string, error) {
+	d, err := r.fs.Open(stateDirName)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	kept := names[:0]
+	for _, n := range names {
+		if !strings.HasPrefix(n, ".") {
+			kept = append(kept, n)
+		}
+	}
+	sort.Strings(kept)
+	return kept, nil
+}
+
+// IsNotExist reports whether err means a missing root or bottle.
+func IsNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound)
+}

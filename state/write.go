@@ -1,0 +1,118 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+)
+
+// writeFile replaces rel with data, atomically for every reader: the data
+// goes to a hidden temporary file in the same directory, which gets its
+// final mode, is flushed, and is renamed over rel; then the directory is
+// flushed so the rename survives a crash. On error the old file is left as
+// it was and the temporary file is removed.
+func (r *Root) writeFile(rel string, data []byte, mode fs.FileMode) (err error) {
+	dir, name := path.Split(rel)
+	suffix, err := randomString(8)
+	if err != nil {
+		return err
+	}
+	tmp := dir + "." + name + ".tmp-" + suffix
+	f, err := r.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return r.writeErr(rel, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			r.fs.Remove(tmp)
+		}
+	}()
+	// The mode is set on the open file, before the rename makes it
+	// visible, so no reader ever finds a 0600 file.
+	if err = f.Chmod(mode); err != nil {
+		return r.writeErr(rel, err)
+	}
+	if _, err = f.Write(data); err != nil {
+		return r.writeErr(rel, err)
+	}
+	// Without this flush a crash after the rename could leave a
+	// zero-length file under the final name.
+	if err = f.Sync(); err != nil {
+		return r.writeErr(rel, err)
+	}
+	if err = f.Close(); err != nil {
+		return r.writeErr(rel, err)
+	}
+	if err = r.fs.Rename(tmp, rel); err != nil {
+		return r.writeErr(rel, err)
+	}
+	return r.syncDir(dir)
+}
+
+// writeErr names the file and says plainly when the disk is full, the one
+// failure an operator can act on without reading errno tables.
+func (r *Root) writeErr(rel string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("write %s: disk is full", r.Path(rel))
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("write %s: %w", r.Path(rel), err)
+}
+
+// syncDir flushes a directory so that renames and removals in it are
+// durable.
+func (r *Root) syncDir(dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	d, err := r.fs.Open(path.Clean(dir))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("flush directory %s: %w", r.Path(dir), err)
+	}
+	return nil
+}
+
+// readFile reads rel, refusing anything but a regular file and anything
+// larger than limit. A missing file is reported with fs.ErrNotExist.
+func (r *Root) readFile(rel string, limit int64) ([]byte, error) {
+	f, err := r.fs.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, corruptf("refusing %s: it is a symlink", r.Path(rel))
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, corruptf("refusing %s: not a regular file", r.Path(rel))
+	}
+	return readLimited(f, limit, r.Path(rel))
+}
+
+// readLimited reads all of rd, failing with ErrInvalid past limit bytes.
+func readLimited(rd io.Reader, limit int64, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, invalidf("%s: larger than %d bytes", name, limit)
+	}
+	return data, nil
+}

@@ -46,11 +46,11 @@ func PostApproval(env *Env, req ApprovalRequest) (*ApprovalResult, error) {
 	if err := state.ValidateIdentity(req.Identity); err != nil {
 		return nil, err
 	}
-	if req.Routes == "" && req.Allowlist == "" && req.Dockerfile == "" {
-		return nil, usagef("nothing to apply: give --routes, --allowlist or --dockerfile")
-	}
 	if req.TranscriptDir != "" && req.Dockerfile == "" {
 		return nil, usagef("--transcript goes with --dockerfile")
+	}
+	if req.Routes == "" && req.Allowlist == "" && req.Dockerfile == "" {
+		return nil, usagef("nothing to apply: give --routes, --allowlist or --dockerfile")
 	}
 	in, err := readInputs(req)
 	if err != nil {

@@ -183,7 +183,10 @@ func preStart(c *cli.Context, env *cmdEnv) error {
 			Color:     c.String("color"),
 		},
 	}
-	if req.Resume != "" {
+	if c.IsSet("resume") {
+		if err := state.ValidateIdentity(req.Resume); err != nil {
+			return err
+		}
 		for _, name := range []string{"agent", "cwd", "copy-cwd", "backend", "label", "color"} {
 			if c.IsSet(name) {
 				return hooks.Usage(fmt.Errorf("--resume takes the stored launch record; --%s is not allowed with it", name))

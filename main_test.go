@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -41,19 +41,17 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// cmdLoadenv reads an env file written by "pre-start --output env" and sets
-// each variable in the script's environment.
+// cmdLoadenv reads an env file written by "pre-start --output env" with
+// Docker Compose's own env-file parser and sets each variable in the
+// script's environment.
 func cmdLoadenv(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: loadenv FILE")
 	}
-	sc := bufio.NewScanner(strings.NewReader(ts.ReadFile(args[0])))
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), "=")
-		if !ok || len(value) < 2 || value[0] != value[len(value)-1] || !strings.ContainsRune(`'"`, rune(value[0])) {
-			ts.Fatalf("loadenv: malformed line %q", sc.Text())
-		}
-		ts.Setenv(name, value[1:len(value)-1])
+	vars, err := dotenv.ParseWithLookup(strings.NewReader(ts.ReadFile(args[0])), nil)
+	ts.Check(err)
+	for name, value := range vars {
+		ts.Setenv(name, value)
 	}
 }
 

@@ -14,11 +14,12 @@ type EnvVar struct {
 
 // EncodeEnvValue quotes v so that POSIX sh (". FILE") and Docker Compose's
 // env-file parser both read back exactly v. Single quotes carry any text to
-// both, except a single quote itself and a trailing backslash (which
-// Compose reads as escaping the closing quote); double quotes then carry a
-// value with single quotes as long as it has nothing either reader would
-// expand or unescape. Anything else, and any control character, cannot be
-// carried identically and is refused.
+// both, except a single quote itself and an odd run of trailing backslashes
+// (Compose reads the last one as escaping the closing quote). Double quotes
+// carry such a value, with \, " and $ escaped by a backslash that both
+// readers remove, unless it has a backtick: sh needs one escaped and Compose
+// would keep that backslash. Such a value, and any control character,
+// cannot be carried identically and is refused.
 func EncodeEnvValue(v string) (string, error) {
 	if !utf8.ValidString(v) {
 		return "", fmt.Errorf("not valid UTF-8")
@@ -31,12 +32,15 @@ func EncodeEnvValue(v string) (string, error) {
 	if !strings.Contains(v, "'") && !oddTrailingBackslashes(v) {
 		return "'" + v + "'", nil
 	}
-	if !strings.ContainsAny(v, "\"\\$`") {
-		return `"` + v + `"`, nil
+	if !strings.Contains(v, "`") {
+		return `"` + dquoteEscaper.Replace(v) + `"`, nil
 	}
-	return "", fmt.Errorf("a value with a single quote and one of \" \\ $ ` " +
-		"is read differently by sh and by compose")
+	return "", fmt.Errorf("a value with a backtick and a single quote " +
+		"or a trailing backslash is read differently by sh and by compose")
 }
+
+// dquoteEscaper escapes what sh and Compose both unescape in double quotes.
+var dquoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`)
 
 func oddTrailingBackslashes(v string) bool {
 	n := len(v) - len(strings.TrimRight(v, `\`))

@@ -216,12 +216,15 @@ func jsonKind(v json.RawMessage) string {
 
 // timeLayouts are the shapes of started_at accepted on read: RFC 3339 and
 // what Python's datetime.isoformat() writes, with or without an offset
-// (none means UTC), with "T" or a space between date and time.
+// (none means UTC), with "T", "t" or a space between date and time, to
+// the hour, minute, second or fraction (isoformat's timespec).
 var timeLayouts = []string{
 	time.RFC3339Nano,
 	"2006-01-02T15:04:05.999999999",
 	"2006-01-02T15:04",
 	"2006-01-02T15:04Z07:00",
+	"2006-01-02T15",
+	"2006-01-02T15Z07:00",
 	"2006-01-02T15:04:05.999999999Z07:00:00",
 }
 
@@ -229,7 +232,7 @@ var timeLayouts = []string{
 // shape. A time without an offset is taken as UTC.
 func ParseTime(s string) (time.Time, error) {
 	v := s
-	if len(v) > 10 && v[10] == ' ' {
+	if len(v) > 10 && (v[10] == ' ' || v[10] == 't') {
 		v = v[:10] + "T" + v[11:]
 	}
 	v = strings.Replace(v, "z", "Z", 1)

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +23,10 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	compatDir, err := filepath.Abs("testdata/compat")
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
@@ -31,6 +36,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("BOT_BOTTLE_ROOT", env.WorkDir+"/root")
 			env.Setenv("HOME", env.WorkDir+"/home")
 			env.Setenv("BOTTLE_HOOK_LOG_LEVEL", "warn")
+			env.Setenv("COMPAT", compatDir)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -52,6 +52,11 @@ func normalizeArgs(app *cli.App, args []string) []string {
 			n := takes(arity, a)
 			*dst = append(*dst, rest[j:min(j+n, len(rest))]...)
 			j += n - 1
+		case commandTakesCommand[cmd.Name]:
+			// The first word of a wrapped command ends our flags:
+			// what follows belongs to that command.
+			positional = append(positional, rest[j:]...)
+			j = len(rest)
 		default:
 			positional = append(positional, a)
 		}
@@ -65,6 +70,10 @@ func normalizeArgs(app *cli.App, args []string) []string {
 	}
 	return out
 }
+
+// commandTakesCommand names the commands whose arguments are a command line
+// of their own, whose flags must not be taken for ours.
+var commandTakesCommand = map[string]bool{"run": true}
 
 func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' && a != "--" }
 

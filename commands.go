@@ -25,6 +25,27 @@ func outputFlag(formats ...hooks.Format) *cli.StringFlag {
 	}
 }
 
+var hookTimeoutFlag = &cli.DurationFlag{
+	Name:  "hook-timeout",
+	Usage: "time `LIMIT` for each extension hook in hooks.d, after which it is killed",
+	Value: hooks.DefaultHookTimeout,
+}
+
+// preStartFlags are shared by pre-start and run.
+func preStartFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "agent", Usage: "agent `NAME` of a new bottle"},
+		&cli.StringFlag{Name: "resume", Usage: "resume the bottle `IDENTITY` instead"},
+		&cli.StringFlag{Name: "cwd", Usage: "host `DIR` the agent works on (recorded as given)"},
+		&cli.BoolFlag{Name: "copy-cwd", Usage: "copy the cwd into the bottle instead of mounting it"},
+		&cli.StringFlag{Name: "backend", Usage: "`BACKEND`: docker or smolmachines"},
+		&cli.StringFlag{Name: "label", Usage: "operator's `LABEL` for dashboards"},
+		&cli.StringFlag{Name: "color", Usage: "operator's `COLOR` for dashboards"},
+		imageFlag,
+		hookTimeoutFlag,
+	}
+}
+
 var imageFlag = &cli.StringFlag{
 	Name:    "image",
 	Usage:   "base agent `IMAGE` for bottles without their own Dockerfile",
@@ -44,18 +65,24 @@ func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 				"   bottle-hook pre-start --agent demo --cwd /srv/project\n" +
 				"   bottle-hook pre-start --agent demo --output env > bottle.env\n" +
 				"   bottle-hook pre-start --resume demo-k3x9q --output json",
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "agent", Usage: "agent `NAME` of a new bottle"},
-				&cli.StringFlag{Name: "resume", Usage: "resume the bottle `IDENTITY` instead"},
-				&cli.StringFlag{Name: "cwd", Usage: "host `DIR` the agent works on (recorded as given)"},
-				&cli.BoolFlag{Name: "copy-cwd", Usage: "copy the cwd into the bottle instead of mounting it"},
-				&cli.StringFlag{Name: "backend", Usage: "`BACKEND`: docker or smolmachines"},
-				&cli.StringFlag{Name: "label", Usage: "operator's `LABEL` for dashboards"},
-				&cli.StringFlag{Name: "color", Usage: "operator's `COLOR` for dashboards"},
-				imageFlag,
-				outputFlag(hooks.FormatText, hooks.FormatJSON, hooks.FormatEnv),
-			},
+			Flags:  append(preStartFlags(), outputFlag(hooks.FormatText, hooks.FormatJSON, hooks.FormatEnv)),
 			Action: wrap(preStart),
+		},
+		{
+			Name:      "run",
+			Usage:     "run a command as a whole bottle session: pre-start, COMMAND, session-end",
+			UsageText: "bottle-hook run [pre-start flags] -- COMMAND [ARG...]",
+			Description: "Starts the bottle (new, or --resume), runs COMMAND with the launch spec\n" +
+				"in its environment (the variables of pre-start --output env), and ends\n" +
+				"the session when COMMAND exits, whatever the reason. INT, TERM and HUP\n" +
+				"are passed to COMMAND; its exit status (128+N for signal N) is ours.\n" +
+				"While it runs, the bottle's session lease is held: list shows it live,\n" +
+				"gc leaves it alone, and a second resume is refused. Prints nothing.\n\n" +
+				"Examples:\n" +
+				"   bottle-hook run --agent demo -- docker compose up\n" +
+				"   bottle-hook run --resume demo-k3x9q -- sh -c 'echo $BOTTLE_STATE_DIR'",
+			Flags:  preStartFlags(),
+			Action: wrap(runSession),
 		},
 		{
 			Name:      "post-approval",
@@ -74,6 +101,7 @@ func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 				&cli.StringFlag{Name: "allowlist", Usage: "new egress allowlist `FILE`"},
 				&cli.StringFlag{Name: "dockerfile", Usage: "per-bottle Dockerfile `FILE` (needs FROM)"},
 				&cli.StringFlag{Name: "transcript", Usage: "transcript snapshot `DIR` to copy (with --dockerfile)"},
+				hookTimeoutFlag,
 				outputFlag(hooks.FormatText, hooks.FormatJSON),
 			},
 			Action: wrap(postApproval),
@@ -87,7 +115,8 @@ func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 				"   bottle-hook session-end demo-k3x9q\n" +
 				"   bottle-hook session-end demo-k3x9q --force",
 			Flags: []cli.Flag{
-				&cli.BoolFlag{Name: "force", Usage: "remove the bottle even if it is preserved"},
+				&cli.BoolFlag{Name: "force", Usage: "remove the bottle even if it is preserved, or if a hook failed"},
+				hookTimeoutFlag,
 				outputFlag(hooks.FormatText, hooks.FormatJSON),
 			},
 			Action: wrap(sessionEnd),
@@ -170,6 +199,27 @@ func preStart(c *cli.Context, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	req, err := preStartRequest(c, f)
+	if err != nil {
+		return err
+	}
+	spec, err := hooks.PreStart(&env.Env, req)
+	if err != nil {
+		return err
+	}
+	return spec.Write(env.stdout, f)
+}
+
+func runSession(c *cli.Context, env *cmdEnv) error {
+	req, err := preStartRequest(c, hooks.FormatText)
+	if err != nil {
+		return err
+	}
+	return hooks.Run(&env.Env, hooks.RunRequest{PreStart: req, Command: c.Args().Slice()})
+}
+
+// preStartRequest reads the flags shared by pre-start and run.
+func preStartRequest(c *cli.Context, f hooks.Format) (hooks.PreStartRequest, error) {
 	req := hooks.PreStartRequest{
 		Resume: c.String("resume"),
 		Image:  c.String("image"),
@@ -185,21 +235,17 @@ func preStart(c *cli.Context, env *cmdEnv) error {
 	}
 	if c.IsSet("resume") {
 		if err := state.ValidateIdentity(req.Resume); err != nil {
-			return err
+			return req, err
 		}
 		for _, name := range []string{"agent", "cwd", "copy-cwd", "backend", "label", "color"} {
 			if c.IsSet(name) {
-				return hooks.Usage(fmt.Errorf("--resume takes the stored launch record; --%s is not allowed with it", name))
+				return req, hooks.Usage(fmt.Errorf("--resume takes the stored launch record; --%s is not allowed with it", name))
 			}
 		}
 	} else if !c.IsSet("agent") {
-		return hooks.Usage(fmt.Errorf("pre-start needs --agent NAME or --resume IDENTITY"))
+		return req, hooks.Usage(fmt.Errorf("%s needs --agent NAME or --resume IDENTITY", c.Command.Name))
 	}
-	spec, err := hooks.PreStart(&env.Env, req)
-	if err != nil {
-		return err
-	}
-	return spec.Write(env.stdout, f)
+	return req, nil
 }
 
 func postApproval(c *cli.Context, env *cmdEnv) error {

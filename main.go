@@ -50,6 +50,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var status *hooks.ErrStatus
+	if errors.As(err, &status) {
+		if status.Err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", progName, strings.ReplaceAll(status.Err.Error(), "\n", " "))
+		}
+		return status.Code
+	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintf(stderr, "%s: %s\n", progName, msg)
 	return exitCode(err)
@@ -77,6 +84,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Name:      progName,
 		Usage:     "own the lifecycle state of sandboxed agent containers",
 		Version:   buildVersion(),
+		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags:     globalFlags,
@@ -140,7 +148,13 @@ func newCmdEnv(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*cmdE
 	if err != nil {
 		return nil, err
 	}
-	return &cmdEnv{Env: hooks.Env{RootDir: root, Log: log}, stdin: stdin, stdout: stdout}, nil
+	e := &cmdEnv{Env: hooks.Env{RootDir: root, Log: log}, stdin: stdin, stdout: stdout}
+	if c.IsSet("hook-timeout") {
+		if e.HookTimeout = c.Duration("hook-timeout"); e.HookTimeout <= 0 {
+			return nil, hooks.Usage(fmt.Errorf("--hook-timeout %s: want a positive duration", e.HookTimeout))
+		}
+	}
+	return e, nil
 }
 
 func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {

@@ -8,6 +8,14 @@ import (
 	"github.com/bot-bottle/bottle-hook/state"
 )
 
+// Events a bottle-hook call handles, as named in logs, the events log and
+// the hooks.d directory.
+const (
+	eventPreStart     = "pre-start"
+	eventPostApproval = "post-approval"
+	eventSessionEnd   = "session-end"
+)
+
 // Log keys shared by every event.
 const (
 	keyIdentity = "identity"
@@ -27,6 +35,9 @@ type Env struct {
 	Now func() time.Time
 	// LockWait overrides state.DefaultLockWait when set.
 	LockWait time.Duration
+	// HookTimeout bounds each extension hook; zero means
+	// DefaultHookTimeout.
+	HookTimeout time.Duration
 }
 
 func (e *Env) now() time.Time {

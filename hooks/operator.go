@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -21,13 +22,18 @@ type BottleInfo struct {
 	ComposeProject string `json:"compose_project"`
 	Preserved      bool   `json:"preserved"`
 	Rebuilt        bool   `json:"rebuilt"`
-	StateDir       string `json:"state_dir"`
-	Broken         bool   `json:"broken"`
-	Error          string `json:"error"`
+	// Session is "live" while a session wrapper holds the bottle, "dead"
+	// once that wrapper is gone, "unknown" for a bottle never run under
+	// one.
+	Session  string `json:"session"`
+	StateDir string `json:"state_dir"`
+	Broken   bool   `json:"broken"`
+	Error    string `json:"error"`
 }
 
-func infoOf(b *state.Bottle) BottleInfo {
+func infoOf(r *state.Root, b *state.Bottle) BottleInfo {
 	return BottleInfo{
+		Session:        string(r.SessionState(b.Identity)),
 		Identity:       b.Identity,
 		AgentName:      b.Meta.AgentName,
 		StartedAt:      b.Meta.StartedAt,
@@ -70,7 +76,7 @@ func List(env *Env) (*ListResult, error) {
 			})
 			continue
 		}
-		res.Bottles = append(res.Bottles, infoOf(e.Bottle))
+		res.Bottles = append(res.Bottles, infoOf(r, e.Bottle))
 	}
 	return res, nil
 }
@@ -85,7 +91,7 @@ func (res *ListResult) Write(w io.Writer, f Format) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IDENTITY\tAGENT\tSTARTED\tBACKEND\tLABEL\tPRESERVED\tIMAGE")
+	fmt.Fprintln(tw, "IDENTITY\tAGENT\tSTARTED\tBACKEND\tLABEL\tPRESERVED\tIMAGE\tSESSION")
 	for _, b := range res.Bottles {
 		if b.Broken {
 			fmt.Fprintf(tw, "%s\tbroken: %s\n", b.Identity, printable(b.Error))
@@ -95,8 +101,8 @@ func (res *ListResult) Write(w io.Writer, f Format) error {
 		if b.Rebuilt {
 			image = "rebuilt"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Identity, printable(b.AgentName),
-			orDash(b.StartedAt), b.Backend, orDash(printable(b.Label)), yesNo(b.Preserved), image)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Identity, printable(b.AgentName),
+			orDash(b.StartedAt), b.Backend, orDash(printable(b.Label)), yesNo(b.Preserved), image, b.Session)
 	}
 	return tw.Flush()
 }
@@ -111,6 +117,9 @@ type InspectResult struct {
 	Transcript string           `json:"transcript"`
 	Dirs       Dirs             `json:"dirs"`
 	LiveConfig []LiveConfigFile `json:"live_config"`
+	// Events are the last records of the bottle's events log, oldest
+	// first.
+	Events []json.RawMessage `json:"events"`
 }
 
 // LiveConfigFile describes one live-config file.
@@ -143,7 +152,7 @@ func Inspect(env *Env, id, baseImage string) (*InspectResult, error) {
 	}
 	spec := NewLaunchSpec(b, baseImage, false)
 	res := &InspectResult{
-		BottleInfo: infoOf(b),
+		BottleInfo: infoOf(r, b),
 		Cwd:        b.Meta.Cwd,
 		CopyCwd:    b.Meta.CopyCwd,
 		Image:      spec.Image,
@@ -158,6 +167,16 @@ func Inspect(env *Env, id, baseImage string) (*InspectResult, error) {
 	}
 	for _, f := range files {
 		res.LiveConfig = append(res.LiveConfig, LiveConfigFile(f))
+	}
+	lines, err := r.EventsTail(id, eventsTail)
+	if err != nil {
+		return nil, err
+	}
+	res.Events = make([]json.RawMessage, 0, len(lines))
+	for _, l := range lines {
+		if json.Valid(l) {
+			res.Events = append(res.Events, l)
+		}
 	}
 	return res, nil
 }
@@ -179,6 +198,7 @@ func (res *InspectResult) Write(w io.Writer, f Format) error {
 	row("cwd", printable(res.Cwd))
 	row("copy cwd", yesNo(res.CopyCwd))
 	row("preserved", yesNo(res.Preserved))
+	row("session", res.Session)
 	row("state dir", res.StateDir)
 	row("image", res.Image)
 	row("dockerfile", res.Dockerfile)
@@ -186,7 +206,27 @@ func (res *InspectResult) Write(w io.Writer, f Format) error {
 	for _, lc := range res.LiveConfig {
 		row(lc.Name, fmt.Sprintf("%d bytes, %s", lc.Size, lc.Digest))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(res.Events) > 0 {
+		fmt.Fprintln(w, "events:")
+	}
+	for _, raw := range res.Events {
+		var ev Event
+		if json.Unmarshal(raw, &ev) != nil {
+			continue
+		}
+		line := fmt.Sprintf("  %s  %-13s %-6s", ev.Time, ev.Event, ev.Outcome)
+		if ev.Decision != "" {
+			line += " " + ev.Decision
+		}
+		if ev.Error != "" {
+			line += ": " + printable(ev.Error)
+		}
+		fmt.Fprintln(w, line)
+	}
+	return nil
 }
 
 // GCResult lists what gc did, or would do on a dry run.

@@ -42,7 +42,7 @@ type ApprovalResult struct {
 // files. Every input is read and validated before anything is written; a
 // bottle without state gets state.ErrNotFound and nothing is created.
 func PostApproval(env *Env, req ApprovalRequest) (*ApprovalResult, error) {
-	log := env.logger().Named("post-approval").With(keyIdentity, req.Identity)
+	log := env.logger().Named(eventPostApproval).With(keyIdentity, req.Identity)
 	if err := state.ValidateIdentity(req.Identity); err != nil {
 		return nil, err
 	}
@@ -66,7 +66,27 @@ func PostApproval(env *Env, req ApprovalRequest) (*ApprovalResult, error) {
 	}
 	defer r.Close()
 
+	c := env.begin(eventPostApproval, req.Identity)
 	res := &ApprovalResult{Identity: req.Identity, Files: []FileResult{}}
+	err = res.apply(r, req, in)
+	c.ev.Files = res.Files
+	if err != nil {
+		c.known = len(res.Files) > 0
+		return nil, c.finish(r, err)
+	}
+	c.known, c.ev.Decision = true, "applied"
+	for _, f := range res.Files {
+		log.Debug("file applied", keyPath, f.Name, keyOutcome, f.Outcome, "digest", f.Digest)
+	}
+	if err := env.approvalHooks(c, r, req.Identity); err != nil {
+		return nil, c.finish(r, fmt.Errorf("approval applied, but %w", err))
+	}
+	log.Info("approval applied", "files", len(res.Files), "rebuild", res.Image != "")
+	return res, c.finish(r, nil)
+}
+
+// apply makes the changes: the capability change first, then live config.
+func (res *ApprovalResult) apply(r *state.Root, req ApprovalRequest, in *approvalInputs) error {
 	if in.dockerfile != nil {
 		changes, err := r.ApplyCapability(req.Identity, state.Capability{
 			Dockerfile:    in.dockerfile,
@@ -74,7 +94,7 @@ func PostApproval(env *Env, req ApprovalRequest) (*ApprovalResult, error) {
 		})
 		res.add(changes)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Image = state.ImageTag(req.Identity)
 	}
@@ -82,14 +102,21 @@ func PostApproval(env *Env, req ApprovalRequest) (*ApprovalResult, error) {
 		changes, err := r.ApplyLiveConfig(req.Identity, in.live)
 		res.add(changes)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	for _, f := range res.Files {
-		log.Debug("file applied", keyPath, f.Name, keyOutcome, f.Outcome, "digest", f.Digest)
+	return nil
+}
+
+// approvalHooks runs the operator's post-approval hooks.
+func (e *Env) approvalHooks(c *call, r *state.Root, id string) error {
+	b, err := r.Load(id)
+	if err != nil {
+		return err
 	}
-	log.Info("approval applied", "files", len(res.Files), "rebuild", res.Image != "")
-	return res, nil
+	runs, err := e.extensions(eventPostApproval, NewLaunchSpec(b, DefaultImage, false).EnvVars(), state.MarshalMetadata(b.Meta))
+	c.ev.Hooks = runs
+	return err
 }
 
 func (res *ApprovalResult) add(changes []state.Change) {

@@ -14,15 +14,20 @@ type PreStartRequest struct {
 	Resume string // identity to resume; "" starts a new bottle
 	Image  string // base agent image; "" means DefaultImage
 	Output Format
+
+	// leased is set by the session wrapper, which holds the bottle's
+	// lease itself while resuming it.
+	leased bool
 }
 
 // PreStart starts a bottle's session and returns its launch spec. A new
 // bottle gets a fresh identity, its directories and its metadata; a resumed
-// one must already have metadata, and its preserve marker is cleared. Input
-// that cannot be stored, or rendered in the requested output format, is
-// refused before anything is created.
+// one must already have metadata and no live session, and its preserve
+// marker is cleared. Input that cannot be stored, or rendered in the
+// requested output format, is refused before anything is created. The
+// operator's pre-start hooks run last; if one fails, the start fails and a
+// bottle it minted is removed again.
 func PreStart(env *Env, req PreStartRequest) (*LaunchSpec, error) {
-	log := env.logger().Named("pre-start")
 	if req.Image == "" {
 		req.Image = DefaultImage
 	}
@@ -46,16 +51,28 @@ func PreStart(env *Env, req PreStartRequest) (*LaunchSpec, error) {
 		return nil, err
 	}
 	defer r.Close()
+	c := env.begin(eventPreStart, "")
 	b, err := r.Create(req.New, env.now())
 	if err != nil {
 		return nil, err
 	}
-	log.Info("bottle created", keyIdentity, b.Identity, "agent", b.Meta.AgentName)
-	return NewLaunchSpec(b, req.Image, false), nil
+	c.ev.Identity, c.ev.Decision, c.known = b.Identity, "created", true
+	log := env.logger().Named(eventPreStart).With(keyIdentity, b.Identity)
+	spec := NewLaunchSpec(b, req.Image, false)
+	if err := env.preStartHooks(c, b, spec); err != nil {
+		// The bottle was minted by this call: take it back whole.
+		if _, rerr := r.End(b.Identity, true); rerr != nil {
+			log.Error("bottle of a failed start not removed; gc removes it", keyError, rerr)
+		}
+		c.ev.Decision = "removed"
+		return nil, c.finish(r, fmt.Errorf("%w; bottle %q removed", err, b.Identity))
+	}
+	log.Info("bottle created", "agent", b.Meta.AgentName)
+	return spec, c.finish(r, nil)
 }
 
 func resume(env *Env, req PreStartRequest) (*LaunchSpec, error) {
-	log := env.logger().Named("pre-start").With(keyIdentity, req.Resume)
+	log := env.logger().Named(eventPreStart).With(keyIdentity, req.Resume)
 	if err := state.ValidateIdentity(req.Resume); err != nil {
 		return nil, err
 	}
@@ -67,23 +84,39 @@ func resume(env *Env, req PreStartRequest) (*LaunchSpec, error) {
 		return nil, err
 	}
 	defer r.Close()
+	b, err := r.Load(req.Resume)
+	if err != nil {
+		return nil, err
+	}
 	if req.Output == FormatEnv {
 		// Check the values against the stored record before anything
 		// changes, so a refused rendering leaves the marker in place.
-		b, err := r.Load(req.Resume)
-		if err != nil {
-			return nil, err
-		}
 		if err := CheckEnvVars(NewLaunchSpec(b, req.Image, true).EnvVars()); err != nil {
 			return nil, invalid(err)
 		}
 	}
-	b, err := r.Resume(req.Resume)
-	if err != nil {
-		return nil, err
+	if !req.leased && r.SessionState(req.Resume) == state.SessionLive {
+		return nil, fmt.Errorf("resume %q: %w", req.Resume, state.ErrLeaseHeld)
+	}
+	c := env.begin(eventPreStart, req.Resume)
+	c.ev.Decision = "resumed"
+	c.known = true
+	if b, err = r.Resume(req.Resume); err != nil {
+		return nil, c.finish(r, err)
+	}
+	spec := NewLaunchSpec(b, req.Image, true)
+	if err := env.preStartHooks(c, b, spec); err != nil {
+		return nil, c.finish(r, err)
 	}
 	log.Info("bottle resumed", "rebuilt", b.Dockerfile != "")
-	return NewLaunchSpec(b, req.Image, true), nil
+	return spec, c.finish(r, nil)
+}
+
+// preStartHooks runs the operator's pre-start hooks for a started bottle.
+func (e *Env) preStartHooks(c *call, b *state.Bottle, spec *LaunchSpec) error {
+	runs, err := e.extensions(eventPreStart, spec.EnvVars(), state.MarshalMetadata(b.Meta))
+	c.ev.Hooks = runs
+	return err
 }
 
 // checkEnvRenderable renders the spec the new bottle will have, with a

@@ -14,10 +14,12 @@ type EndResult struct {
 }
 
 // SessionEnd closes a bottle's session: kept if preserved (unless force),
-// removed otherwise, absent if it has no state. Repeating it is safe: the
+// removed otherwise, absent if it has no state. The operator's session-end
+// hooks run first, while the state is still there; if one fails, the state
+// is kept and the call fails, unless force. Repeating it is safe: the
 // second call reports absent.
 func SessionEnd(env *Env, id string, force bool) (*EndResult, error) {
-	log := env.logger().Named("session-end").With(keyIdentity, id)
+	log := env.logger().Named(eventSessionEnd).With(keyIdentity, id)
 	if err := state.ValidateIdentity(id); err != nil {
 		return nil, err
 	}
@@ -31,11 +33,37 @@ func SessionEnd(env *Env, id string, force bool) (*EndResult, error) {
 		return nil, err
 	}
 	defer r.Close()
-	if res.Outcome, err = r.End(id, force); err != nil {
-		return nil, err
+
+	c := env.begin(eventSessionEnd, id)
+	if b, err := r.Load(id); err == nil {
+		c.known = true
+		if err := env.endHooks(c, b, force); err != nil {
+			if !force {
+				c.ev.Decision = string(state.Kept)
+				return nil, c.finish(r, fmt.Errorf("%w; state kept (--force removes it anyway)", err))
+			}
+			log.Warn("session-end hook failed; removing anyway (--force)", keyError, err)
+		}
 	}
+	if res.Outcome, err = r.End(id, force); err != nil {
+		return nil, c.finish(r, err)
+	}
+	c.ev.Decision = string(res.Outcome)
 	log.Info("session ended", keyOutcome, res.Outcome, "force", force)
-	return res, nil
+	return res, c.finish(r, nil)
+}
+
+// endHooks runs the operator's session-end hooks, telling them what will
+// become of the state in BOTTLE_DECISION.
+func (e *Env) endHooks(c *call, b *state.Bottle, force bool) error {
+	decision := state.Removed
+	if b.Preserved && !force {
+		decision = state.Kept
+	}
+	vars := append(NewLaunchSpec(b, DefaultImage, false).EnvVars(), EnvVar{"BOTTLE_DECISION", string(decision)})
+	runs, err := e.extensions(eventSessionEnd, vars, state.MarshalMetadata(b.Meta))
+	c.ev.Hooks = runs
+	return err
 }
 
 // Write renders the result: the outcome word alone in text.

@@ -57,6 +57,7 @@ func (r *Root) End(id string, force bool) (Outcome, error) {
 	if err != nil {
 		return "", err
 	}
+	r.forgetLease(id)
 	if err := r.fs.RemoveAll(trash); err != nil {
 		r.log.Warn("removal interrupted; gc finishes it", "path", r.Path(trash), "error", err)
 	}

@@ -21,6 +21,7 @@ const (
 	GCRemoveTemp    = "remove-temp"    // a write was interrupted
 	GCRemoveDebris  = "remove-debris"  // a state dir with no metadata and no marker
 	GCRemoveLock    = "remove-lock"    // a lock file of a bottle that is gone
+	GCRemoveOrphan  = "remove-orphan"  // a bottle whose session wrapper died
 )
 
 // GCAction is one thing gc did, or would do on a dry run.
@@ -40,16 +41,18 @@ type GCOptions struct {
 }
 
 // GC finishes interrupted removals, deletes what interrupted starts and
-// writes left behind, and removes debris: state directories with neither
-// metadata nor a preserve marker, not locked, older than OlderThan. It
-// never touches a bottle whose lock is held, a preserved bottle, or a
-// bottle with metadata. With DryRun it only reports.
+// writes left behind, and removes debris (state directories with neither
+// metadata nor a preserve marker) and orphans (bottles run under a session
+// wrapper whose lease nobody holds any more, with no preserve marker), each
+// only when older than OlderThan. It never touches a bottle whose lock or
+// lease is held, a preserved bottle, or a bottle that never had a lease.
+// With DryRun it only reports.
 func (r *Root) GC(opts GCOptions) ([]GCAction, error) {
 	g := &collector{r: r, opts: opts}
 	if opts.Now.IsZero() {
 		g.opts.Now = time.Now()
 	}
-	steps := []func() error{g.tmp, g.bottles, g.locks}
+	steps := []func() error{g.tmp, g.bottles, g.locks, g.leases}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return g.done, err
@@ -144,10 +147,57 @@ func (g *collector) bottle(id string) error {
 		}
 	}
 	debris, err := g.isDebris(rel)
-	if err != nil || !debris {
+	if err != nil {
 		return err
 	}
-	g.record(GCRemoveDebris, id, rel)
+	if debris {
+		return g.removeBottle(GCRemoveDebris, id)
+	}
+	return g.orphan(id)
+}
+
+// orphan removes a bottle whose session wrapper died: it holds the lease
+// itself while removing, so a session starting at that moment is refused
+// rather than handed a bottle that is going away.
+func (g *collector) orphan(id string) error {
+	if g.r.SessionState(id) != SessionDead {
+		return nil
+	}
+	b, err := g.r.load(id)
+	if err != nil || b.Preserved || !g.oldEnough(b) {
+		return nil
+	}
+	if g.opts.DryRun {
+		g.record(GCRemoveOrphan, id, bottleRel(id))
+		return nil
+	}
+	lease, err := tryLease(filepath.Join(g.r.dir, leasesDirName, id))
+	if err != nil {
+		return nil
+	}
+	defer lease.Release()
+	if err := g.removeBottle(GCRemoveOrphan, id); err != nil {
+		return err
+	}
+	g.r.forgetLease(id)
+	return nil
+}
+
+func (g *collector) oldEnough(b *Bottle) bool {
+	started, err := b.Meta.Started()
+	if err != nil {
+		fi, err := g.r.fs.Lstat(bottleRel(b.Identity))
+		if err != nil {
+			return false
+		}
+		started = fi.ModTime()
+	}
+	return g.opts.Now.Sub(started) >= g.opts.OlderThan
+}
+
+func (g *collector) removeBottle(kind, id string) error {
+	rel := bottleRel(id)
+	g.record(kind, id, rel)
 	if g.opts.DryRun {
 		return nil
 	}
@@ -205,6 +255,31 @@ func (g *collector) locks() error {
 			continue
 		}
 		l.release(false)
+	}
+	return nil
+}
+
+// leases removes the lease files of bottles that are gone, unless a live
+// session still holds one.
+func (g *collector) leases() error {
+	names, err := g.r.readNames(leasesDirName)
+	if err != nil {
+		return err
+	}
+	for _, id := range names {
+		if ValidateIdentity(id) != nil {
+			continue
+		}
+		if ok, err := g.r.exists(bottleRel(id)); err != nil || ok {
+			continue
+		}
+		if g.r.SessionState(id) == SessionLive {
+			continue
+		}
+		g.record(GCRemoveLock, id, path.Join(leasesDirName, id))
+		if !g.opts.DryRun {
+			g.r.forgetLease(id)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,182 @@
+package hooks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/bot-bottle/bottle-hook/state"
+)
+
+// Exit statuses of the session wrapper when the command never ran, as a
+// shell reports them.
+const (
+	ExitCannotExecute = 126
+	ExitNotFound      = 127
+)
+
+// forwarded are the signals the wrapper passes on to its command.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+
+// RunRequest asks for a whole session: pre-start, the command, session-end.
+type RunRequest struct {
+	PreStart PreStartRequest
+	Command  []string
+}
+
+// Run is the whole lifecycle in one call. It starts the bottle (new or
+// resumed) and takes its session lease, which the kernel drops if this
+// process dies; runs the command with the launch spec added to its
+// environment, passing INT, TERM and HUP on to it; and ends the session
+// when the command exits, whatever the reason. It returns the command's
+// exit status, or 128+signal when a signal ended it, as an *ErrStatus
+// (nil for status 0). Any other error means the session could not start.
+// A command that cannot be started gives 127 or 126, as in a shell; a
+// session end that fails is logged and turns a zero status into 1.
+func Run(env *Env, req RunRequest) error {
+	log := env.logger().Named("run")
+	if len(req.Command) == 0 {
+		return usagef("run needs a command after --")
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	spec, lease, err := startSession(env, req.PreStart)
+	if err != nil {
+		return err
+	}
+	log = log.With(keyIdentity, spec.Identity)
+
+	status, cmdErr := runCommand(req.Command, spec, sigs, env)
+	log.Info("command exited", "status", status)
+
+	_, endErr := SessionEnd(env, spec.Identity, false)
+	lease.Release()
+	if endErr != nil {
+		log.Error("session end failed", keyError, endErr)
+		if status == 0 {
+			status = 1
+		}
+		if cmdErr == nil {
+			cmdErr = endErr
+		}
+	}
+	if status == 0 {
+		return nil
+	}
+	return &ErrStatus{Code: status, Err: cmdErr}
+}
+
+// startSession runs pre-start under a freshly taken lease. A resumed
+// bottle's lease is taken first, so that two sessions never share it; a
+// new bottle's right after it exists, when nobody else can hold it yet.
+func startSession(env *Env, req PreStartRequest) (*LaunchSpec, *state.Lease, error) {
+	r, err := env.open(req.Resume == "")
+	if req.Resume != "" && state.IsNotExist(err) {
+		return nil, nil, notFound(req.Resume, env.RootDir)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	req.leased = true
+	if req.Resume != "" {
+		lease, err := r.AcquireLease(req.Resume)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec, err := PreStart(env, req)
+		if err != nil {
+			lease.Release()
+			return nil, nil, err
+		}
+		return spec, lease, nil
+	}
+	spec, err := PreStart(env, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	lease, err := r.AcquireLease(spec.Identity)
+	if err != nil {
+		SessionEnd(env, spec.Identity, true)
+		return nil, nil, err
+	}
+	return spec, lease, nil
+}
+
+// runCommand runs the session's command to its end and returns its exit
+// status, 128+signal if a signal killed it, and why it could not start.
+func runCommand(argv []string, spec *LaunchSpec, sigs <-chan os.Signal, env *Env) (int, error) {
+	log := env.logger().Named("run").With(keyIdentity, spec.Identity)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = os.Environ()
+	for _, v := range spec.EnvVars() {
+		cmd.Env = append(cmd.Env, v.Name+"="+v.Value)
+	}
+	// The command dies with the wrapper, so a killed wrapper leaves an
+	// orphan bottle that gc may remove, not a bottle still in use. The
+	// parent-death signal is tied to the thread that forks, which must
+	// stay alive until the command is reaped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	// A signal that came before the command started ends the session
+	// without running it.
+	select {
+	case sig := <-sigs:
+		return 128 + int(sig.(syscall.Signal)), fmt.Errorf("run: %s before the command started", sig)
+	default:
+	}
+	if err := cmd.Start(); err != nil {
+		code := ExitCannotExecute
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			code = ExitNotFound
+		}
+		return code, fmt.Errorf("run %s: %v", argv[0], unwrapExec(err))
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case sig := <-sigs:
+			log.Debug("forwarding signal", "signal", sig.String())
+			_ = cmd.Process.Signal(sig)
+		case err := <-done:
+			return exitStatus(cmd, err), nil
+		}
+	}
+}
+
+func exitStatus(cmd *exec.Cmd, err error) int {
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if err != nil && cmd.ProcessState == nil {
+		return 1
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// ErrStatus carries the exit status of a session's command to the caller
+// that turns it into the process's own, with Err set when there is also
+// something to say (the command could not start, the session end failed).
+type ErrStatus struct {
+	Code int
+	Err  error
+}
+
+func (e *ErrStatus) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+func (e *ErrStatus) Unwrap() error { return e.Err }

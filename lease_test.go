@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startWrapper starts "run --agent AGENT -- sleep 60" and waits until its
+// bottle is listed as live. It returns the wrapper and the identity.
+func startWrapper(t *testing.T, root, agent string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "run", "--agent", agent, "--", "sleep", "60")
+	cmd.Env = []string{"BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, b := range listBottles(t, root) {
+			if b.AgentName == agent && b.Session == "live" {
+				return cmd, b.Identity
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("bottle of %q never listed live", agent)
+	return nil, ""
+}
+
+type listed struct {
+	Identity  string `json:"identity"`
+	AgentName string `json:"agent_name"`
+	Session   string `json:"session"`
+}
+
+func listBottles(t *testing.T, root string) []listed {
+	t.Helper()
+	out, code := hook(t, root, "list", "--output", "json")
+	if code != 0 {
+		t.Fatalf("list: exit %d", code)
+	}
+	var res struct{ Bottles []listed }
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("list output: %v", err)
+	}
+	return res.Bottles
+}
+
+func sessionOf(t *testing.T, root, id string) string {
+	t.Helper()
+	for _, b := range listBottles(t, root) {
+		if b.Identity == id {
+			return b.Session
+		}
+	}
+	return "gone"
+}
+
+// TestKilledWrapperLeavesAnOrphanForGC kills a session wrapper with SIGKILL:
+// its bottle turns dead and gc removes it, while a live bottle, a bottle
+// never run under a wrapper, and a preserved orphan are left alone.
+func TestKilledWrapperLeavesAnOrphanForGC(t *testing.T) {
+	root := t.TempDir()
+	victim, orphan := startWrapper(t, root, "victim")
+	_, live := startWrapper(t, root, "survivor")
+	keeper, preserved := startWrapper(t, root, "keeper")
+	plain := newBottle(t, root, "plain")
+
+	dockerfile := filepath.Join(t.TempDir(), "Dockerfile")
+	os.WriteFile(dockerfile, []byte("FROM scratch\n"), 0o600)
+	if _, code := hook(t, root, "post-approval", preserved, "--dockerfile", dockerfile); code != 0 {
+		t.Fatalf("preserve: exit %d", code)
+	}
+
+	// Resuming a bottle whose lease is held is refused, by pre-start and
+	// by run alike.
+	if _, code := hook(t, root, "pre-start", "--resume", live); code != exitFailed {
+		t.Errorf("pre-start --resume of a live bottle: exit %d, want %d", code, exitFailed)
+	}
+	if _, code := hook(t, root, "run", "--resume", live, "--", "true"); code != exitFailed {
+		t.Errorf("run --resume of a live bottle: exit %d, want %d", code, exitFailed)
+	}
+
+	for _, w := range []*exec.Cmd{victim, keeper} {
+		w.Process.Signal(syscall.SIGKILL)
+		w.Wait()
+	}
+	if got := sessionOf(t, root, orphan); got != "dead" {
+		t.Fatalf("session of the killed wrapper's bottle: %s, want dead", got)
+	}
+	if got := sessionOf(t, root, plain); got != "unknown" {
+		t.Errorf("session of a plain pre-start: %s, want unknown", got)
+	}
+
+	// A young orphan is left for --older-than to mature.
+	out, _ := hook(t, root, "gc", "--older-than", "1h")
+	if strings.Contains(out, "remove-orphan") {
+		t.Errorf("gc --older-than 1h removed a fresh orphan:\n%s", out)
+	}
+	out, code := hook(t, root, "gc", "--older-than", "0s")
+	if code != 0 {
+		t.Fatalf("gc: exit %d", code)
+	}
+	if !strings.Contains(out, "remove-orphan "+filepath.Join(root, "state", orphan)+"\n") {
+		t.Errorf("gc did not remove the orphan %s:\n%s", orphan, out)
+	}
+	for _, id := range []string{live, plain, preserved} {
+		if strings.Contains(out, id) {
+			t.Errorf("gc touched %s:\n%s", id, out)
+		}
+		if _, err := os.Stat(filepath.Join(root, "state", id, "metadata.json")); err != nil {
+			t.Errorf("bottle %s: %v", id, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "state", orphan)); !os.IsNotExist(err) {
+		t.Errorf("orphan %s still in state/ (err %v)", orphan, err)
+	}
+	if got := sessionOf(t, root, live); got != "live" {
+		t.Errorf("session of the surviving wrapper's bottle: %s, want live", got)
+	}
+}
+
+// TestWrapperCommandDiesWithWrapper: a command is not left running, holding
+// a bottle nobody owns any more, when its wrapper is killed.
+func TestWrapperCommandDiesWithWrapper(t *testing.T) {
+	root := t.TempDir()
+	w, _ := startWrapper(t, root, "parent")
+	children, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Process.Pid), "task", strconv.Itoa(w.Process.Pid), "children"))
+	pids := strings.Fields(string(children))
+	if len(pids) == 0 {
+		t.Fatalf("wrapper %d has no command running", w.Process.Pid)
+	}
+	w.Process.Signal(syscall.SIGKILL)
+	w.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("command %s outlived its killed wrapper", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// alive reports whether pid runs, counting a zombie as dead.
+func alive(pid string) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}

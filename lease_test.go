@@ -133,8 +133,7 @@ func TestKilledWrapperLeavesAnOrphanForGC(t *testing.T) {
 func TestWrapperCommandDiesWithWrapper(t *testing.T) {
 	root := t.TempDir()
 	w, _ := startWrapper(t, root, "parent")
-	children, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Process.Pid), "task", strconv.Itoa(w.Process.Pid), "children"))
-	pids := strings.Fields(string(children))
+	pids := childrenOf(w.Process.Pid)
 	if len(pids) == 0 {
 		t.Fatalf("wrapper %d has no command running", w.Process.Pid)
 	}
@@ -149,6 +148,23 @@ func TestWrapperCommandDiesWithWrapper(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, d.Name())
+		}
+	}
+	return out
 }
 
 // alive reports whether pid runs, counting a zombie as dead.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,25 +15,44 @@ import (
 // next, then "--" and the positional arguments. A "--" typed by the user
 // still ends flags; everything after it stays a positional argument, in
 // order. Unknown flags are kept among the flags, where the parser refuses
-// them.
-func normalizeArgs(app *cli.App, args []string) []string {
+// them. A flag given twice, or a flag that needs a value and has none, is
+// refused here, since the parser would keep the last value silently or
+// take the next word for the value.
+func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	if len(args) < 2 {
-		return args
+		return args, nil
 	}
 	globals := flagArity(app.Flags)
+	seen := map[string]bool{}
+	take := func(arity map[string]bool, rest []string, j int) ([]string, error) {
+		a := rest[j]
+		name := flagName(a)
+		if _, known := arity[name]; known && seen[name] && name != "help" && name != "h" {
+			return nil, fmt.Errorf("flag --%s given twice", name)
+		}
+		seen[name] = true
+		n := takes(arity, a)
+		if n == 2 && (j+1 >= len(rest) || rest[j+1] == "--") {
+			return nil, fmt.Errorf("flag needs an argument: %s", a)
+		}
+		return rest[j : j+n], nil
+	}
 	out := []string{args[0]}
 	i := 1
 	for i < len(args) && isFlag(args[i]) {
-		n := takes(globals, args[i])
-		out = append(out, args[i:min(i+n, len(args))]...)
-		i += n
+		tokens, err := take(globals, args, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tokens...)
+		i += len(tokens)
 	}
 	if i >= len(args) {
-		return out
+		return out, nil
 	}
 	cmd := app.Command(args[i])
 	if cmd == nil || cmd.SkipFlagParsing {
-		return append(out, args[i:]...)
+		return append(out, args[i:]...), nil
 	}
 	own := flagArity(cmd.Flags)
 	var hoisted, flags, positional []string
@@ -49,9 +69,12 @@ func normalizeArgs(app *cli.App, args []string) []string {
 			if _, ok := globals[flagName(a)]; ok {
 				dst, arity = &hoisted, globals
 			}
-			n := takes(arity, a)
-			*dst = append(*dst, rest[j:min(j+n, len(rest))]...)
-			j += n - 1
+			tokens, err := take(arity, rest, j)
+			if err != nil {
+				return nil, err
+			}
+			*dst = append(*dst, tokens...)
+			j += len(tokens) - 1
 		case commandTakesCommand[cmd.Name]:
 			// The first word of a wrapped command ends our flags:
 			// what follows belongs to that command.
@@ -68,7 +91,7 @@ func normalizeArgs(app *cli.App, args []string) []string {
 		out = append(out, "--")
 		out = append(out, positional...)
 	}
-	return out
+	return out, nil
 }
 
 // commandTakesCommand names the commands whose arguments are a command line

@@ -46,7 +46,12 @@ func main() {
 // run executes one command line and returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(normalizeArgs(app, args))
+	argv, err := normalizeArgs(app, args)
+	if err == nil {
+		err = app.Run(argv)
+	} else {
+		err = hooks.Usage(err)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -174,13 +179,15 @@ func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {
 }
 
 // resolveRoot picks the state root: the flag (or $BOT_BOTTLE_ROOT), else
-// $HOME/.bot-bottle. It never falls back to the current directory.
+// $HOME/.bot-bottle; an empty value counts as unset. It never falls back to
+// the current directory.
 func resolveRoot(flag, home string) (string, error) {
 	if flag != "" {
 		return filepath.Abs(flag)
 	}
 	if home == "" || !filepath.IsAbs(home) {
-		return "", hooks.Usage(errors.New("no state root: set --root or BOT_BOTTLE_ROOT (HOME is not set)"))
+		return "", hooks.Usage(errors.New("no state root: set --root or BOT_BOTTLE_ROOT " +
+			"(HOME is not set or not an absolute path)"))
 	}
 	return filepath.Join(home, ".bot-bottle"), nil
 }

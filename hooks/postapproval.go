@@ -174,7 +174,7 @@ func readInputs(req ApprovalRequest) (*approvalInputs, error) {
 	var err error
 	if req.Routes != "" {
 		if in.live.Routes, err = readInput(req.Routes, req.Stdin, state.MaxLiveConfigSize); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--routes %w", err)
 		}
 		if err := state.ValidateRoutes(in.live.Routes); err != nil {
 			return nil, fmt.Errorf("--routes %s: %w", req.Routes, err)
@@ -182,7 +182,7 @@ func readInputs(req ApprovalRequest) (*approvalInputs, error) {
 	}
 	if req.Allowlist != "" {
 		if in.live.Allowlist, err = readInput(req.Allowlist, req.Stdin, state.MaxLiveConfigSize); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--allowlist %w", err)
 		}
 		if err := state.ValidateAllowlist(in.live.Allowlist); err != nil {
 			return nil, fmt.Errorf("--allowlist %s: %w", req.Allowlist, err)
@@ -190,7 +190,7 @@ func readInputs(req ApprovalRequest) (*approvalInputs, error) {
 	}
 	if req.Dockerfile != "" {
 		if in.dockerfile, err = readInput(req.Dockerfile, req.Stdin, state.MaxDockerfileSize); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--dockerfile %w", err)
 		}
 		if err := state.ValidateDockerfile(in.dockerfile); err != nil {
 			return nil, fmt.Errorf("--dockerfile %s: %w", req.Dockerfile, err)
@@ -213,11 +213,11 @@ func readInput(p string, stdin io.Reader, limit int64) ([]byte, error) {
 	} else {
 		f, err := os.Open(p)
 		if err != nil {
-			return nil, invalid(fmt.Errorf("read input: %w", err))
+			return nil, invalid(fmt.Errorf("%s: %v", p, unwrapExec(err)))
 		}
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			return nil, invalid(fmt.Errorf("read input %s: is a directory", p))
+			return nil, invalid(fmt.Errorf("%s: is a directory", p))
 		}
 		rd = f
 	}

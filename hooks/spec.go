@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/bot-bottle/bottle-hook/state"
 )
@@ -154,10 +155,11 @@ func yesNo(b bool) string {
 }
 
 // printable quotes a value for a text table when it holds characters that
-// would break the layout (tabs, newlines, other controls).
+// would break the layout or hide what it says: controls, bidirectional
+// overrides, zero-width and other invisible characters.
 func printable(s string) string {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if !unicode.IsPrint(r) {
 			return strconv.Quote(s)
 		}
 	}

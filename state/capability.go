@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -20,17 +19,48 @@ import (
 const MaxDockerfileSize = 1 << 20
 
 // ValidateDockerfile refuses a Dockerfile that is not UTF-8 text, holds a
-// NUL byte, or has no FROM instruction.
+// NUL byte, or does not start with a FROM instruction (only ARG may come
+// before it, as the builder requires). Comments, parser directives and
+// line continuations are read as the builder reads them, so a FROM inside
+// a heredoc, a quoted value or a continued RUN line does not count.
 func ValidateDockerfile(data []byte) error {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if err := textOnly(DockerfileName, data); err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), MaxDockerfileSize)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && strings.EqualFold(fields[0], "FROM") {
+	escape := `\`
+	directives := true
+	var logical strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") {
+			if directives {
+				if k, v, ok := strings.Cut(strings.TrimSpace(trimmed[1:]), "="); ok &&
+					strings.EqualFold(strings.TrimSpace(k), "escape") {
+					escape = strings.TrimSpace(v)
+				}
+			}
+			continue
+		}
+		directives = false
+		if trimmed == "" {
+			continue
+		}
+		if cont, ok := strings.CutSuffix(trimmed, escape); ok && escape != "" {
+			logical.WriteString(cont + " ")
+			continue
+		}
+		logical.WriteString(trimmed)
+		fields := strings.Fields(logical.String())
+		logical.Reset()
+		switch keyword := strings.ToUpper(fields[0]); {
+		case keyword == "ARG":
+			continue
+		case keyword == "FROM" && len(fields) >= 2:
 			return nil
+		default:
+			return invalidf("%s: starts with %s; it must start with FROM (only ARG may precede it)",
+				DockerfileName, fields[0])
 		}
 	}
 	return invalidf("%s: no FROM instruction", DockerfileName)
@@ -57,7 +87,7 @@ func (r *Root) ApplyCapability(id string, c Capability) ([]Change, error) {
 		return nil, err
 	}
 	if c.TranscriptDir != "" {
-		if err := checkSourceDir(c.TranscriptDir); err != nil {
+		if err := r.checkSourceDir(c.TranscriptDir); err != nil {
 			return nil, err
 		}
 	}
@@ -103,8 +133,18 @@ func (r *Root) applyCapability(rel string, c Capability) ([]Change, error) {
 	return changes, nil
 }
 
-func checkSourceDir(dir string) error {
-	fi, err := os.Lstat(dir)
+// checkSourceDir refuses a transcript source that is not a real directory
+// (a trailing slash does not make a symlink one) or that lies inside the
+// state root, where a copy could copy itself.
+func (r *Root) checkSourceDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return invalidf("transcript %s: %v", dir, err)
+	}
+	if abs == r.dir || strings.HasPrefix(abs, r.dir+string(filepath.Separator)) {
+		return invalidf("transcript %s: inside the state root", dir)
+	}
+	fi, err := os.Lstat(abs)
 	if err != nil {
 		return invalidf("transcript %s: %v", dir, unwrapPath(err))
 	}

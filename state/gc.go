@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -54,9 +55,10 @@ func (r *Root) GC(opts GCOptions) ([]GCAction, error) {
 	}
 	steps := []func() error{g.tmp, g.bottles, g.locks, g.leases}
 	for _, step := range steps {
-		if err := step(); err != nil {
-			return g.done, err
-		}
+		g.skip(step())
+	}
+	if len(g.errs) > 0 {
+		return g.done, fmt.Errorf("gc: %d item(s) not collected; first: %w", len(g.errs), g.errs[0])
 	}
 	return g.done, nil
 }
@@ -65,6 +67,16 @@ type collector struct {
 	r    *Root
 	opts GCOptions
 	done []GCAction
+	errs []error
+}
+
+// skip notes an item that could not be collected and lets the collection
+// go on: one odd entry must not shield every other from gc.
+func (g *collector) skip(err error) {
+	if err != nil {
+		g.r.log.Warn("gc skipped an item", "error", err)
+		g.errs = append(g.errs, err)
+	}
 }
 
 func (g *collector) record(kind, id, rel string) {
@@ -89,16 +101,16 @@ func (g *collector) tmp() error {
 		rel := path.Join(tmpDirName, name)
 		switch {
 		case strings.HasPrefix(name, trashPrefix):
-			if err := g.removeAll(GCFinishRemoval, tempIdentity(name, trashPrefix), rel); err != nil {
-				return err
-			}
+			g.skip(g.removeAll(GCFinishRemoval, tempIdentity(name, trashPrefix), rel))
 		case strings.HasPrefix(name, stagingPrefix):
 			id := tempIdentity(name, stagingPrefix)
-			if err := g.withFreeLock(id, func() error {
-				return g.removeAll(GCRemoveStaging, id, rel)
-			}); err != nil {
-				return err
+			if ValidateIdentity(id) != nil {
+				g.r.log.Warn("unknown entry left alone", "path", g.r.Path(rel))
+				continue
 			}
+			g.skip(g.withFreeLock(id, func() error {
+				return g.removeAll(GCRemoveStaging, id, rel)
+			}))
 		}
 	}
 	return nil
@@ -122,9 +134,7 @@ func (g *collector) bottles() error {
 		if ValidateIdentity(id) != nil || g.r.checkDir(bottleRel(id)) != nil {
 			continue
 		}
-		if err := g.withFreeLock(id, func() error { return g.bottle(id) }); err != nil {
-			return err
-		}
+		g.skip(g.withFreeLock(id, func() error { return g.bottle(id) }))
 	}
 	return nil
 }
@@ -136,13 +146,12 @@ func (g *collector) bottle(id string) error {
 	for _, dir := range []string{rel, path.Join(rel, LiveConfigName)} {
 		names, err := g.r.readNames(dir)
 		if err != nil {
-			return err
+			g.skip(err)
+			continue
 		}
 		for _, name := range names {
 			if isTempName(name) {
-				if err := g.removeAll(GCRemoveTemp, id, path.Join(dir, name)); err != nil {
-					return err
-				}
+				g.skip(g.removeAll(GCRemoveTemp, id, path.Join(dir, name)))
 			}
 		}
 	}
@@ -246,6 +255,7 @@ func (g *collector) locks() error {
 		}
 		l, ok, err := g.r.tryLock(id)
 		if err != nil || !ok {
+			g.skip(err)
 			continue
 		}
 		// Checked again under the lock: a start may have won the race.

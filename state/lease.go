@@ -80,6 +80,11 @@ func tryLease(p string) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lease: %w", err)
 	}
+	// Whatever the umask, the next session must be able to open it.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open lease: %w", err)
+	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
 		f.Close()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -39,13 +40,18 @@ func ValidateRoutes(data []byte) error {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
-		var doc yaml.Node
+		// Decoding into values, not nodes, makes the parser expand
+		// aliases, so an alias bomb and duplicate keys are refused
+		// here rather than by the sidecar that reads the file.
+		var doc any
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return invalidf("%s: not valid YAML: %v", RoutesName, err)
+			// yaml's messages span lines; errors here are one line.
+			msg := strings.Join(strings.Fields(err.Error()), " ")
+			return invalidf("%s: not valid YAML: %s", RoutesName, msg)
 		}
 	}
 }

@@ -127,13 +127,15 @@ func Open(dir string, opts Options) (*Root, error) {
 	return r, nil
 }
 
-// makeRoot creates the root directory, and its parents if needed, and sets
-// 0700 on the root itself when it had to create it.
+// makeRoot creates the root directory with mode 0700. Its parent must
+// exist: nothing outside the root is ever created.
 func makeRoot(abs string) error {
 	if _, err := os.Lstat(abs); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(abs, rootMode); err != nil {
+	if err := os.Mkdir(abs, rootMode); errors.Is(err, fs.ErrNotExist) {
+		return invalidf("create state root %s: its parent directory does not exist", abs)
+	} else if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create state root: %w", err)
 	}
 	// MkdirAll honours the umask; the root holds credentials.

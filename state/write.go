@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 )
 
@@ -89,10 +90,7 @@ func (r *Root) syncDir(dir string) error {
 func (r *Root) readFile(rel string, limit int64) ([]byte, error) {
 	f, err := r.fs.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, corruptf("refusing %s: it is a symlink", r.Path(rel))
-		}
-		return nil, err
+		return nil, r.openErr(rel, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -102,7 +100,14 @@ func (r *Root) readFile(rel string, limit int64) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, corruptf("refusing %s: not a regular file", r.Path(rel))
 	}
-	return readLimited(f, limit, r.Path(rel))
+	if fi.Size() > limit {
+		return nil, corruptf("refusing %s: larger than %d bytes", r.Path(rel), limit)
+	}
+	data, err := readLimited(f, limit, r.Path(rel))
+	if errors.Is(err, ErrInvalid) {
+		return nil, corruptf("refusing %s: grew past %d bytes while read", r.Path(rel), limit)
+	}
+	return data, err
 }
 
 // readLimited reads all of rd, failing with ErrInvalid past limit bytes.
@@ -115,4 +120,17 @@ func readLimited(rd io.Reader, limit int64, name string) ([]byte, error) {
 		return nil, invalidf("%s: larger than %d bytes", name, limit)
 	}
 	return data, nil
+}
+
+// openErr turns the errors of opening through a symlink into one refusal
+// that names the file.
+func (r *Root) openErr(rel string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return corruptf("refusing %s: it is a symlink", r.Path(rel))
+	case strings.Contains(err.Error(), "path escapes from parent"):
+		// os.Root's refusal to follow a link out of the root.
+		return corruptf("refusing %s: a symlink on its path leads out of the state root", r.Path(rel))
+	}
+	return err
 }

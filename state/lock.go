@@ -143,6 +143,11 @@ func (l *bottleLock) release(forget bool) {
 // withBottle runs fn under the lock of a bottle that exists with its
 // metadata; it fails with ErrNotFound, creating nothing, otherwise. The
 // lock file of a bottle found absent is removed again.
+//
+// TODO(bottle-fd): fn reaches the bottle by name, so whoever can write to
+// state/ can swap the directory for a symlink to another bottle between
+// the check and a write; holding the directory open as its own os.Root
+// for the whole call would pin every write to the checked directory.
 func (r *Root) withBottle(id string, fn func(b *Bottle) error) error {
 	l, err := r.lock(id)
 	if err != nil {

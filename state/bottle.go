@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"syscall"
 	"time"
@@ -208,18 +209,18 @@ func (r *Root) Resume(id string) (*Bottle, error) {
 		return nil, err
 	}
 	var resumed *Bottle
-	err := r.withBottle(id, func(b *Bottle) error {
+	err := r.withBottle(id, func(b *Bottle, br *Root) error {
 		for _, sd := range Subdirs {
-			if err := r.ensureDir(path.Join(bottleRel(id), sd.Name), sd.Mode); err != nil {
+			if err := br.ensureDir(sd.Name, sd.Mode); err != nil {
 				return err
 			}
 		}
 		if b.Preserved {
-			err := r.fs.Remove(path.Join(bottleRel(id), PreserveName))
+			err := br.fs.Remove(PreserveName)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("clear preserve marker of %q: %w", id, err)
 			}
-			if err := r.syncDir(bottleRel(id)); err != nil {
+			if err := br.syncDir("."); err != nil {
 				return err
 			}
 			b.Preserved = false
@@ -241,15 +242,45 @@ func (r *Root) Load(id string) (*Bottle, error) {
 }
 
 func (r *Root) load(id string) (*Bottle, error) {
-	rel := bottleRel(id)
-	if err := r.checkDir(rel); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, notFoundf("bottle %q: no state in %s", id, r.Path(stateDirName))
-		}
+	br, err := r.openBottle(id)
+	if err != nil {
 		return nil, err
 	}
-	mdRel := path.Join(rel, MetadataName)
-	data, err := r.readFile(mdRel, maxMetadataSize)
+	defer br.Close()
+	return br.describe(id)
+}
+
+// openBottle opens a bottle's state directory as a root of its own, after
+// checking that it is a real directory. Everything done through it stays
+// in that directory, even if the name is swapped for a symlink meanwhile:
+// the handle, not the name, says where reads and writes go.
+func (r *Root) openBottle(id string) (*Root, error) {
+	rel := bottleRel(id)
+	fi, err := r.fs.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, notFoundf("bottle %q: no state in %s", id, r.Path(stateDirName))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := realDir(r.Path(rel), fi); err != nil {
+		return nil, err
+	}
+	sub, err := r.fs.OpenRoot(rel)
+	if err != nil {
+		return nil, fmt.Errorf("open bottle %q: %w", id, err)
+	}
+	got, err := sub.Stat(".")
+	if err != nil || !os.SameFile(fi, got) {
+		sub.Close()
+		return nil, corruptf("refusing %s: it changed while being opened", r.Path(rel))
+	}
+	return &Root{dir: r.Path(rel), fs: sub, log: r.log, lockWait: r.lockWait}, nil
+}
+
+// describe reads the bottle whose state directory is r.
+func (r *Root) describe(id string) (*Bottle, error) {
+	data, err := r.readFile(MetadataName, maxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, notFoundf("bottle %q: no %s", id, MetadataName)
 	}
@@ -258,25 +289,25 @@ func (r *Root) load(id string) (*Bottle, error) {
 	}
 	m, err := UnmarshalMetadata(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Path(mdRel), err)
+		return nil, fmt.Errorf("%s: %w", r.Path(MetadataName), err)
 	}
 	if m.Identity == "" {
 		m.Identity = id
 	}
 	if m.Identity != id {
-		return nil, corruptf("%s: identity %q does not match its directory", r.Path(mdRel), m.Identity)
+		return nil, corruptf("%s: identity %q does not match its directory", r.Path(MetadataName), m.Identity)
 	}
-	b := &Bottle{Identity: id, Dir: r.Path(rel), Meta: m}
-	if b.Preserved, err = r.exists(path.Join(rel, PreserveName)); err != nil {
+	b := &Bottle{Identity: id, Dir: r.dir, Meta: m}
+	if b.Preserved, err = r.exists(PreserveName); err != nil {
 		return nil, err
 	}
-	if ok, err := r.isRegular(path.Join(rel, DockerfileName)); err != nil {
+	if ok, err := r.isRegular(DockerfileName); err != nil {
 		return nil, err
 	} else if ok {
-		b.Dockerfile = r.Path(path.Join(rel, DockerfileName))
+		b.Dockerfile = r.Path(DockerfileName)
 	}
-	if err := r.checkDir(path.Join(rel, TranscriptName)); err == nil {
-		b.Transcript = r.Path(path.Join(rel, TranscriptName))
+	if err := r.checkDir(TranscriptName); err == nil {
+		b.Transcript = r.Path(TranscriptName)
 	}
 	return b, nil
 }

@@ -92,19 +92,20 @@ func (r *Root) ApplyCapability(id string, c Capability) ([]Change, error) {
 		}
 	}
 	var changes []Change
-	err := r.withBottle(id, func(*Bottle) error {
+	err := r.withBottle(id, func(_ *Bottle, br *Root) error {
 		var err error
-		changes, err = r.applyCapability(bottleRel(id), c)
+		changes, err = br.applyCapability(c)
 		return err
 	})
 	return changes, err
 }
 
-func (r *Root) applyCapability(rel string, c Capability) ([]Change, error) {
+// applyCapability works in r, a bottle's state directory.
+func (r *Root) applyCapability(c Capability) ([]Change, error) {
 	var staged string
 	var err error
 	if c.TranscriptDir != "" {
-		if staged, err = r.stageTranscript(rel, c.TranscriptDir); err != nil {
+		if staged, err = r.stageTranscript(c.TranscriptDir); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -113,18 +114,18 @@ func (r *Root) applyCapability(rel string, c Capability) ([]Change, error) {
 			}
 		}()
 	}
-	if err := r.writeFile(path.Join(rel, PreserveName), nil, fileMode); err != nil {
+	if err := r.writeFile(PreserveName, nil, fileMode); err != nil {
 		return nil, err
 	}
 	changes := []Change{{Name: PreserveName, Replaced: true, Digest: Digest(nil)}}
-	ch, err := r.replace(path.Join(rel, DockerfileName), c.Dockerfile)
+	ch, err := r.replace(DockerfileName, c.Dockerfile)
 	if err != nil {
 		return changes, err
 	}
 	ch.Name = DockerfileName
 	changes = append(changes, ch)
 	if staged != "" {
-		if err := r.swapIn(staged, path.Join(rel, TranscriptName)); err != nil {
+		if err := r.swapIn(staged, TranscriptName); err != nil {
 			return changes, err
 		}
 		staged = ""
@@ -165,14 +166,14 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// stageTranscript copies src into a hidden directory beside the bottle's
-// transcript and returns its name relative to the root.
-func (r *Root) stageTranscript(bottle, src string) (string, error) {
+// stageTranscript copies src into a hidden directory of the bottle's state
+// directory r and returns its name there.
+func (r *Root) stageTranscript(src string) (string, error) {
 	suffix, err := randomString(8)
 	if err != nil {
 		return "", err
 	}
-	staged := path.Join(bottle, "."+TranscriptName+".new-"+suffix)
+	staged := "." + TranscriptName + ".new-" + suffix
 	if err := r.fs.Mkdir(staged, transcriptMode); err != nil {
 		return "", err
 	}

@@ -101,9 +101,8 @@ func (r *Root) ApplyLiveConfig(id string, lc LiveConfig) ([]Change, error) {
 		}
 	}
 	var changes []Change
-	err := r.withBottle(id, func(*Bottle) error {
-		dir := path.Join(bottleRel(id), LiveConfigName)
-		if err := r.ensureDir(dir, 0o755); err != nil {
+	err := r.withBottle(id, func(_ *Bottle, br *Root) error {
+		if err := br.ensureDir(LiveConfigName, 0o755); err != nil {
 			return err
 		}
 		for _, f := range []struct {
@@ -113,7 +112,7 @@ func (r *Root) ApplyLiveConfig(id string, lc LiveConfig) ([]Change, error) {
 			if f.data == nil {
 				continue
 			}
-			c, err := r.replace(path.Join(dir, f.name), f.data)
+			c, err := br.replace(path.Join(LiveConfigName, f.name), f.data)
 			if err != nil {
 				return err
 			}

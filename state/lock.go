@@ -141,24 +141,27 @@ func (l *bottleLock) release(forget bool) {
 }
 
 // withBottle runs fn under the lock of a bottle that exists with its
-// metadata; it fails with ErrNotFound, creating nothing, otherwise. The
-// lock file of a bottle found absent is removed again.
-//
-// TODO(bottle-fd): fn reaches the bottle by name, so whoever can write to
-// state/ can swap the directory for a symlink to another bottle between
-// the check and a write; holding the directory open as its own os.Root
-// for the whole call would pin every write to the checked directory.
-func (r *Root) withBottle(id string, fn func(b *Bottle) error) error {
+// metadata, handing it the bottle's state directory opened as a root of
+// its own (see openBottle), so that every write of the call lands in the
+// directory that was checked. It fails with ErrNotFound, creating nothing,
+// when there is no such bottle; the lock file of a bottle found absent is
+// removed again.
+func (r *Root) withBottle(id string, fn func(b *Bottle, br *Root) error) error {
 	l, err := r.lock(id)
 	if err != nil {
 		return err
 	}
-	b, err := r.load(id)
+	br, err := r.openBottle(id)
+	var b *Bottle
+	if err == nil {
+		defer br.Close()
+		b, err = br.describe(id)
+	}
 	if err != nil {
 		present, _ := r.exists(bottleRel(id))
 		l.release(!present)
 		return err
 	}
 	defer l.release(false)
-	return fn(b)
+	return fn(b, br)
 }

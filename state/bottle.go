@@ -144,10 +144,12 @@ func (r *Root) createAs(id string, n NewBottle, now time.Time) (*Bottle, error) 
 		r.fs.RemoveAll(staging)
 		return nil, err
 	}
+	crashPoint("create.staged")
 	if err := r.publish(staging, id); err != nil {
 		r.fs.RemoveAll(staging)
 		return nil, err
 	}
+	crashPoint("create.published")
 	return r.load(id)
 }
 

@@ -114,9 +114,11 @@ func (r *Root) applyCapability(c Capability) ([]Change, error) {
 			}
 		}()
 	}
+	crashPoint("capability.staged")
 	if err := r.writeFile(PreserveName, nil, fileMode); err != nil {
 		return nil, err
 	}
+	crashPoint("capability.marked")
 	changes := []Change{{Name: PreserveName, Replaced: true, Digest: Digest(nil)}}
 	ch, err := r.replace(DockerfileName, c.Dockerfile)
 	if err != nil {
@@ -214,7 +216,9 @@ func (r *Root) copyTree(src, dst string) error {
 			}
 			return r.fs.Symlink(link, target)
 		case t.IsRegular():
-			return r.copyFile(p, target)
+			err := r.copyFile(p, target)
+			crashPoint("transcript.file-copied")
+			return err
 		default:
 			return invalidf("transcript %s: not a regular file, directory or symlink", p)
 		}
@@ -268,6 +272,7 @@ func (r *Root) swapIn(staged, dst string) error {
 	err = unix.Renameat2(fd, path.Base(staged), fd, path.Base(dst), unix.RENAME_EXCHANGE)
 	switch {
 	case err == nil:
+		crashPoint("transcript.swapped")
 		if err := r.fs.RemoveAll(staged); err != nil {
 			r.log.Warn("old transcript left behind; gc removes it", "path", r.Path(staged), "error", err)
 		}

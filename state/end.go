@@ -57,11 +57,28 @@ func (r *Root) End(id string, force bool) (Outcome, error) {
 	if err != nil {
 		return "", err
 	}
+	crashPoint("remove.renamed")
 	r.forgetLease(id)
-	if err := r.fs.RemoveAll(trash); err != nil {
+	if err := r.removeTree(trash); err != nil {
 		r.log.Warn("removal interrupted; gc finishes it", "path", r.Path(trash), "error", err)
 	}
 	return Removed, nil
+}
+
+// removeTree deletes a directory that is already out of every reader's
+// sight, one entry at a time, never following a symlink.
+func (r *Root) removeTree(rel string) error {
+	names, err := r.readNames(rel)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := r.fs.RemoveAll(path.Join(rel, name)); err != nil {
+			return err
+		}
+		crashPoint("remove.entry")
+	}
+	return r.fs.RemoveAll(rel)
 }
 
 // moveToTrash renames a state directory out of state/ and returns its new

@@ -41,6 +41,7 @@ func (r *Root) writeFile(rel string, data []byte, mode fs.FileMode) (err error) 
 	if _, err = f.Write(data); err != nil {
 		return r.writeErr(rel, err)
 	}
+	crashPoint("write.temp-written")
 	// Without this flush a crash after the rename could leave a
 	// zero-length file under the final name.
 	if err = f.Sync(); err != nil {
@@ -49,9 +50,11 @@ func (r *Root) writeFile(rel string, data []byte, mode fs.FileMode) (err error) 
 	if err = f.Close(); err != nil {
 		return r.writeErr(rel, err)
 	}
+	crashPoint("write.temp-synced")
 	if err = r.fs.Rename(tmp, rel); err != nil {
 		return r.writeErr(rel, err)
 	}
+	crashPoint("write.renamed")
 	return r.syncDir(dir)
 }
 

@@ -12,27 +12,13 @@ import (
 	"time"
 )
 
-// startWrapper starts "run --agent AGENT -- sleep 60" and waits until its
-// bottle is listed as live. It returns the wrapper and the identity.
+// startWrapper starts a wrapper around "sleep 60" and waits until its
+// bottle is listed live; the test's cleanup kills it.
 func startWrapper(t *testing.T, root, agent string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), "run", "--agent", agent, "--", "sleep", "60")
-	cmd.Env = []string{"BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, id := startWrapperCmd(t, root, agent, "sleep", "60")
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, b := range listBottles(t, root) {
-			if b.AgentName == agent && b.Session == "live" {
-				return cmd, b.Identity
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("bottle of %q never listed live", agent)
-	return nil, ""
+	return cmd, id
 }
 
 type listed struct {
@@ -133,9 +119,13 @@ func TestKilledWrapperLeavesAnOrphanForGC(t *testing.T) {
 func TestWrapperCommandDiesWithWrapper(t *testing.T) {
 	root := t.TempDir()
 	w, _ := startWrapper(t, root, "parent")
-	pids := childrenOf(w.Process.Pid)
-	if len(pids) == 0 {
-		t.Fatalf("wrapper %d has no command running", w.Process.Pid)
+	// The lease is taken just before the command starts.
+	var pids []string
+	for start := time.Now(); len(pids) == 0; pids = childrenOf(w.Process.Pid) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("wrapper %d has no command running", w.Process.Pid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	w.Process.Signal(syscall.SIGKILL)
 	w.Wait()

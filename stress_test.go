@@ -89,11 +89,16 @@ func TestSessionEndRacingWrapper(t *testing.T) {
 	const rounds = 10
 	root := t.TempDir()
 	for round := range rounds {
-		w, id := startWrapperCmd(t, root, "racer", "sleep", "0.3")
+		// The command runs until told to finish, which happens as the
+		// outside session end starts, so the two race.
+		release := filepath.Join(t.TempDir(), "release")
+		w, id := startWrapperCmd(t, root, "racer", "sh", "-c",
+			`while [ ! -e "$1" ]; do sleep 0.01; done`, "sh", release)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		var endCode int
 		go func() { defer wg.Done(); _, endCode = hook(t, root, "session-end", id) }()
+		writeFile(t, release, nil)
 		err := w.Wait()
 		wg.Wait()
 		if err != nil {

@@ -235,18 +235,31 @@ func (g *collector) isDebris(rel string) (bool, error) {
 	return g.opts.Now.Sub(fi.ModTime()) >= g.opts.OlderThan, nil
 }
 
-func (g *collector) locks() error {
-	names, err := g.r.readNames(locksDirName)
+// gone lists the identities named in a housekeeping directory whose
+// bottle no longer exists.
+func (g *collector) gone(dir string) ([]string, error) {
+	names, err := g.r.readNames(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var ids []string
 	for _, id := range names {
 		if ValidateIdentity(id) != nil {
 			continue
 		}
-		if ok, err := g.r.exists(bottleRel(id)); err != nil || ok {
-			continue
+		if ok, err := g.r.exists(bottleRel(id)); err == nil && !ok {
+			ids = append(ids, id)
 		}
+	}
+	return ids, nil
+}
+
+func (g *collector) locks() error {
+	ids, err := g.gone(locksDirName)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
 		if g.opts.DryRun {
 			if !g.r.lockHeld(id) {
 				g.record(GCRemoveLock, id, path.Join(locksDirName, id))
@@ -272,17 +285,11 @@ func (g *collector) locks() error {
 // leases removes the lease files of bottles that are gone, unless a live
 // session still holds one.
 func (g *collector) leases() error {
-	names, err := g.r.readNames(leasesDirName)
+	ids, err := g.gone(leasesDirName)
 	if err != nil {
 		return err
 	}
-	for _, id := range names {
-		if ValidateIdentity(id) != nil {
-			continue
-		}
-		if ok, err := g.r.exists(bottleRel(id)); err != nil || ok {
-			continue
-		}
+	for _, id := range ids {
 		if g.r.SessionState(id) == SessionLive {
 			continue
 		}

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -100,11 +101,17 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	}
 	wrap := func(action actionFunc) cli.ActionFunc {
 		return func(c *cli.Context) error {
-			env, err := newCmdEnv(c, stdin, stdout, stderr)
+			// Results go out in large writes, not one per table cell.
+			out := bufio.NewWriterSize(stdout, 64<<10)
+			env, err := newCmdEnv(c, stdin, out, stderr)
 			if err != nil {
 				return err
 			}
-			return action(c, env)
+			err = action(c, env)
+			if ferr := out.Flush(); err == nil {
+				err = ferr
+			}
+			return err
 		}
 	}
 	app.Commands = commands(wrap)

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -98,7 +99,7 @@ func (res *ApprovalResult) apply(r *state.Root, req ApprovalRequest, in *approva
 		}
 		res.Image = state.ImageTag(req.Identity)
 	}
-	if in.live.Routes != nil || in.live.Allowlist != nil {
+	if in.live != nil {
 		changes, err := r.ApplyLiveConfig(req.Identity, in.live)
 		res.add(changes)
 		if err != nil {
@@ -154,7 +155,7 @@ func isLiveConfig(name string) bool {
 }
 
 type approvalInputs struct {
-	live       state.LiveConfig
+	live       *state.CheckedLiveConfig // nil: no live-config file given
 	dockerfile []byte
 }
 
@@ -171,21 +172,27 @@ func readInputs(req ApprovalRequest) (*approvalInputs, error) {
 		return nil, usagef("only one input can be read from standard input (-)")
 	}
 	in := &approvalInputs{}
+	var live state.LiveConfig
 	var err error
 	if req.Routes != "" {
-		if in.live.Routes, err = readInput(req.Routes, req.Stdin, state.MaxLiveConfigSize); err != nil {
+		if live.Routes, err = readInput(req.Routes, req.Stdin, state.MaxLiveConfigSize); err != nil {
 			return nil, fmt.Errorf("--routes %w", err)
-		}
-		if err := state.ValidateRoutes(in.live.Routes); err != nil {
-			return nil, fmt.Errorf("--routes %s: %w", req.Routes, err)
 		}
 	}
 	if req.Allowlist != "" {
-		if in.live.Allowlist, err = readInput(req.Allowlist, req.Stdin, state.MaxLiveConfigSize); err != nil {
+		if live.Allowlist, err = readInput(req.Allowlist, req.Stdin, state.MaxLiveConfigSize); err != nil {
 			return nil, fmt.Errorf("--allowlist %w", err)
 		}
-		if err := state.ValidateAllowlist(in.live.Allowlist); err != nil {
-			return nil, fmt.Errorf("--allowlist %s: %w", req.Allowlist, err)
+	}
+	if live.Routes != nil || live.Allowlist != nil {
+		var fe *state.FileError
+		in.live, err = state.CheckLiveConfig(live)
+		if errors.As(err, &fe) {
+			flag, p := "--routes", req.Routes
+			if fe.Name == state.AllowlistName {
+				flag, p = "--allowlist", req.Allowlist
+			}
+			return nil, fmt.Errorf("%s %s: %w", flag, p, err)
 		}
 	}
 	if req.Dockerfile != "" {

@@ -170,7 +170,10 @@ func (r *Root) populate(dir, id string, n NewBottle, now time.Time) error {
 		Label:          n.Label,
 		Color:          n.Color,
 	}
-	return r.writeFile(path.Join(dir, MetadataName), MarshalMetadata(m), fileMode)
+	// The staging directory is private until published, so the record is
+	// written in place: no reader can see it half written, and the
+	// flushes of the file and of both directories make it durable.
+	return r.createFile(path.Join(dir, MetadataName), MarshalMetadata(m), fileMode)
 }
 
 // publish moves an assembled bottle into state/ under its identity, failing

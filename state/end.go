@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
+	"sync"
 )
 
 // Outcome is what session-end did with a bottle.
@@ -66,19 +68,64 @@ func (r *Root) End(id string, force bool) (Outcome, error) {
 }
 
 // removeTree deletes a directory that is already out of every reader's
-// sight, one entry at a time, never following a symlink.
+// sight, never following a symlink. The entries of the tree's first two
+// levels are deleted by as many workers as there are CPUs: a bottle's bulk
+// is its transcript, whose subdirectories then go in parallel.
 func (r *Root) removeTree(rel string) error {
-	names, err := r.readNames(rel)
+	items, err := r.removalItems(rel)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		if err := r.fs.RemoveAll(path.Join(rel, name)); err != nil {
+	work := make(chan string)
+	errs := make(chan error, len(items))
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for item := range work {
+				errs <- r.fs.RemoveAll(item)
+				crashPoint("remove.entry")
+			}
+		}()
+	}
+	for _, item := range items {
+		work <- item
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			return err
 		}
-		crashPoint("remove.entry")
 	}
 	return r.fs.RemoveAll(rel)
+}
+
+// removalItems lists the entries of rel and of its real subdirectories.
+func (r *Root) removalItems(rel string) ([]string, error) {
+	names, err := r.readNames(rel)
+	if err != nil {
+		return nil, err
+	}
+	var items []string
+	for _, name := range names {
+		child := path.Join(rel, name)
+		fi, err := r.fs.Lstat(child)
+		if err != nil || !fi.IsDir() {
+			items = append(items, child)
+			continue
+		}
+		grand, err := r.readNames(child)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range grand {
+			items = append(items, path.Join(child, g))
+		}
+	}
+	return items, nil
 }
 
 // moveToTrash renames a state directory out of state/ and returns its new

@@ -82,24 +82,46 @@ type LiveConfig struct {
 	Allowlist []byte
 }
 
-// ApplyLiveConfig validates and writes the live-config files of an existing
-// bottle. Invalid input changes nothing; content equal to what is on disk is
-// not rewritten. It fails with ErrNotFound, creating nothing, when the
-// bottle has no state.
-func (r *Root) ApplyLiveConfig(id string, lc LiveConfig) ([]Change, error) {
-	if err := ValidateIdentity(id); err != nil {
-		return nil, err
-	}
+// CheckedLiveConfig is live configuration whose files passed validation.
+// Only CheckLiveConfig makes one, and ApplyLiveConfig takes nothing else,
+// so no file is written unchecked and none is parsed twice on its way.
+type CheckedLiveConfig struct{ lc LiveConfig }
+
+// FileError is the refusal of one input file; Name is the file it was
+// meant for (RoutesName or AllowlistName). It wraps ErrInvalid.
+type FileError struct {
+	Name string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// CheckLiveConfig validates every file lc gives: routes with
+// ValidateRoutes, the allowlist with ValidateAllowlist. A refusal is a
+// *FileError.
+func CheckLiveConfig(lc LiveConfig) (*CheckedLiveConfig, error) {
 	if lc.Routes != nil {
 		if err := ValidateRoutes(lc.Routes); err != nil {
-			return nil, err
+			return nil, &FileError{Name: RoutesName, Err: err}
 		}
 	}
 	if lc.Allowlist != nil {
 		if err := ValidateAllowlist(lc.Allowlist); err != nil {
-			return nil, err
+			return nil, &FileError{Name: AllowlistName, Err: err}
 		}
 	}
+	return &CheckedLiveConfig{lc: lc}, nil
+}
+
+// ApplyLiveConfig writes the checked live-config files of an existing
+// bottle. Content equal to what is on disk is not rewritten. It fails with
+// ErrNotFound, creating nothing, when the bottle has no state.
+func (r *Root) ApplyLiveConfig(id string, checked *CheckedLiveConfig) ([]Change, error) {
+	if err := ValidateIdentity(id); err != nil {
+		return nil, err
+	}
+	lc := checked.lc
 	var changes []Change
 	err := r.withBottle(id, func(_ *Bottle, br *Root) error {
 		if err := br.ensureDir(LiveConfigName, 0o755); err != nil {

@@ -190,10 +190,7 @@ func (r *Root) ensureDir(rel string, mode fs.FileMode) error {
 		return fmt.Errorf("create %s: %w", r.Path(rel), err)
 	}
 	// Mkdir honours the umask; modes are part of the contract.
-	if err := r.fs.Chmod(rel, mode); err != nil {
-		return err
-	}
-	return r.checkDir(rel)
+	return r.fs.Chmod(rel, mode)
 }
 
 func (r *Root) exists(rel string) (bool, error) {

@@ -53,10 +53,14 @@ func TestSwappedStateDirCannotRedirectWrites(t *testing.T) {
 		}
 	}()
 	routes := []byte("routes: [from-a]\n")
+	checked, err := CheckLiveConfig(LiveConfig{Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for range 300 {
 		// Refusals are expected while the name is a symlink; what
 		// matters is where accepted writes land.
-		r.ApplyLiveConfig(a.Identity, LiveConfig{Routes: routes})
+		r.ApplyLiveConfig(a.Identity, checked)
 	}
 	close(stop)
 	wg.Wait()

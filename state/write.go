@@ -58,6 +58,31 @@ func (r *Root) writeFile(rel string, data []byte, mode fs.FileMode) (err error) 
 	return r.syncDir(dir)
 }
 
+// createFile writes data to a new file rel, which must not exist, with
+// its mode set before the data and the data flushed. It is for files in a
+// directory no reader can see yet; on error the file is removed.
+func (r *Root) createFile(rel string, data []byte, mode fs.FileMode) error {
+	f, err := r.fs.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return r.writeErr(rel, err)
+	}
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.fs.Remove(rel)
+		return r.writeErr(rel, err)
+	}
+	return r.syncDir(path.Dir(rel))
+}
+
 // writeErr names the file and says plainly when the disk is full, the one
 // failure an operator can act on without reading errno tables.
 func (r *Root) writeErr(rel string, err error) error {

@@ -171,6 +171,7 @@ func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 				return err
 			},
 		},
+		ociCommand(),
 	}
 }
 

@@ -37,12 +37,15 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HOME", env.WorkDir+"/home")
 			env.Setenv("BOTTLE_HOOK_LOG_LEVEL", "warn")
 			env.Setenv("COMPAT", compatDir)
+			// A race-enabled binary otherwise sleeps a second at exit.
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"loadenv": cmdLoadenv,
 			"redact":  cmdRedact,
 			"mode":    cmdMode,
+			"expand":  cmdExpand,
 		},
 	})
 }

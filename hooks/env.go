@@ -38,6 +38,9 @@ type Env struct {
 	// HookTimeout bounds each extension hook; zero means
 	// DefaultHookTimeout.
 	HookTimeout time.Duration
+	// Container is the OCI container the call is made for, if any; it is
+	// recorded in the events log.
+	Container string
 }
 
 func (e *Env) now() time.Time {

@@ -30,7 +30,7 @@ func binary(t *testing.T) string {
 func hook(t *testing.T, root string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(binary(t), args...)
-	cmd.Env = []string{"BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{raceExitNow, "BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -209,3 +209,7 @@ func TestSessionEndRacingApproval(t *testing.T) {
 		t.Errorf(".tmp holds %d leftovers, want none", len(left))
 	}
 }
+
+// raceExitNow spares each process of a race-enabled test binary the
+// second the race runtime otherwise sleeps at exit.
+const raceExitNow = "GORACE=atexit_sleep_ms=0"

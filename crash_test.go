@@ -46,7 +46,7 @@ func crashBinary(t *testing.T) string {
 func crashRun(t *testing.T, bin, root, point string, args ...string) bool {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=off",
+	cmd.Env = []string{raceExitNow, "BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=off",
 		"BOTTLE_HOOK_CRASH_AT=" + point, "PATH=" + os.Getenv("PATH")}
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {

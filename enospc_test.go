@@ -122,7 +122,7 @@ func TestFullDiskLeavesOldContent(t *testing.T) {
 func hookStderr(t *testing.T, root string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(binary(t), args...)
-	cmd.Env = []string{"BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=off", "PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{raceExitNow, "BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=off", "PATH=" + os.Getenv("PATH")}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

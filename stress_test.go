@@ -122,7 +122,7 @@ func TestSessionEndRacingWrapper(t *testing.T) {
 func startWrapperCmd(t *testing.T, root, agent string, argv ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"run", "--agent", agent, "--"}, argv...)...)
-	cmd.Env = []string{"BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{raceExitNow, "BOT_BOTTLE_ROOT=" + root, "BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

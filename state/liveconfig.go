@@ -34,6 +34,11 @@ func ReadInput(rd io.Reader, limit int64, name string) ([]byte, error) {
 // ValidateRoutes refuses routes that are not YAML (every document in the
 // stream must parse) or that hold a NUL byte. An empty input is valid: it
 // revokes every route.
+//
+// TODO(yaml-speed): the decode runs at about 15 MB/s, 4 ms for 64 KiB,
+// more than the rest of an approval; a faster parser that still refuses
+// alias bombs and duplicate keys would make approvals of large routes
+// cheap.
 func ValidateRoutes(data []byte) error {
 	if err := textOnly(RoutesName, data); err != nil {
 		return err

@@ -368,6 +368,20 @@ func FuzzSlug(f *testing.F) {
 		if p := state.ComposeProject(id); p != id {
 			t.Fatalf("ComposeProject(%q) = %q: want it unchanged", id, p)
 		}
+
+		// An agent name pre-start accepts is stored and read back
+		// exactly; a refused one gets a one-line ErrInvalid.
+		n := state.NewBottle{AgentName: name}
+		if err := n.Validate(); err != nil {
+			if !errors.Is(err, state.ErrInvalid) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Validate(%q): %v: want one line wrapping ErrInvalid", name, err)
+			}
+			return
+		}
+		m, err := state.UnmarshalMetadata(state.MarshalMetadata(&state.Metadata{Identity: id, AgentName: name}))
+		if err != nil || m.AgentName != name {
+			t.Fatalf("agent name %q read back as %q (%v)", name, m.AgentName, err)
+		}
 	})
 }
 

@@ -56,9 +56,10 @@ var imageFlag = &cli.StringFlag{
 func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 	return []*cli.Command{
 		{
-			Name:      "pre-start",
-			Usage:     "create a bottle (or resume one) and print its launch spec",
-			UsageText: "bottle-hook pre-start --agent NAME [flags]\n   bottle-hook pre-start --resume IDENTITY [flags]",
+			Name:  "pre-start",
+			Usage: "create a bottle (or resume one) and print its launch spec",
+			UsageText: "bottle-hook pre-start --agent NAME [flags]\n" +
+				"   bottle-hook pre-start --resume IDENTITY [flags]",
 			Description: "Prints the launch spec on stdout: text, JSON, or an env file that\n" +
 				"docker compose --env-file and sh both read.\n\n" +
 				"Examples:\n" +
@@ -85,9 +86,10 @@ func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 			Action: wrap(runSession),
 		},
 		{
-			Name:      "post-approval",
-			Usage:     "apply what an operator approved to an existing bottle",
-			UsageText: "bottle-hook post-approval IDENTITY [--routes FILE] [--allowlist FILE]\n   bottle-hook post-approval IDENTITY --dockerfile FILE [--transcript DIR]",
+			Name:  "post-approval",
+			Usage: "apply what an operator approved to an existing bottle",
+			UsageText: "bottle-hook post-approval IDENTITY [--routes FILE] [--allowlist FILE]\n" +
+				"   bottle-hook post-approval IDENTITY --dockerfile FILE [--transcript DIR]",
 			Description: "Replaces live-config files and/or applies a capability change. A FILE\n" +
 				"of - reads stdin; an empty file empties its live-config file. Prints one\n" +
 				"line per live-config file (replaced or unchanged), then the image tag to\n" +
@@ -240,7 +242,8 @@ func preStartRequest(c *cli.Context, f hooks.Format) (hooks.PreStartRequest, err
 		}
 		for _, name := range []string{"agent", "cwd", "copy-cwd", "backend", "label", "color"} {
 			if c.IsSet(name) {
-				return req, hooks.Usage(fmt.Errorf("--resume takes the stored launch record; --%s is not allowed with it", name))
+				return req, hooks.Usage(fmt.Errorf(
+					"--resume takes the stored launch record; --%s is not allowed with it", name))
 			}
 		}
 	} else if !c.IsSet("agent") {

@@ -172,7 +172,8 @@ func newCmdEnv(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*cmdE
 func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {
 	lvl := hclog.LevelFromString(level)
 	if lvl == hclog.NoLevel {
-		return nil, hooks.Usage(fmt.Errorf("--log-level %q: want trace, debug, info, warn, error or off", level))
+		return nil, hooks.Usage(fmt.Errorf(
+			"--log-level %q: want trace, debug, info, warn, error or off", level))
 	}
 	if format != "text" && format != "json" {
 		return nil, hooks.Usage(fmt.Errorf("--log-format %q: want text or json", format))

@@ -194,9 +194,9 @@ func checkBottle(env *Env, st *specs.State, stage Stage, id string) error {
 	return c.finish(r, nil)
 }
 
-// endContainer runs session-end for a stopped container. A container that is not stopped is refused: a poststop
-// registration called at the wrong stage would otherwise remove a bottle
-// whose container is starting.
+// endContainer runs session-end for a stopped container. A container that
+// is not stopped is refused: a poststop registration called at the wrong
+// stage would otherwise remove a bottle whose container is starting.
 func endContainer(env *Env, st *specs.State, id string) (string, error) {
 	if st.Status != specs.StateStopped {
 		return "", invalid(fmt.Errorf("container %q is %q, not %q: refusing to end bottle %q",

@@ -115,7 +115,8 @@ func (e *Env) approvalHooks(c *call, r *state.Root, id string) error {
 	if err != nil {
 		return err
 	}
-	runs, err := e.extensions(eventPostApproval, NewLaunchSpec(b, DefaultImage, false).EnvVars(), state.MarshalMetadata(b.Meta))
+	vars := NewLaunchSpec(b, DefaultImage, false).EnvVars()
+	runs, err := e.extensions(eventPostApproval, vars, state.MarshalMetadata(b.Meta))
 	c.ev.Hooks = runs
 	return err
 }

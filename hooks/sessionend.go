@@ -60,7 +60,8 @@ func (e *Env) endHooks(c *call, b *state.Bottle, force bool) error {
 	if b.Preserved && !force {
 		decision = state.Kept
 	}
-	vars := append(NewLaunchSpec(b, DefaultImage, false).EnvVars(), EnvVar{"BOTTLE_DECISION", string(decision)})
+	vars := NewLaunchSpec(b, DefaultImage, false).EnvVars()
+	vars = append(vars, EnvVar{"BOTTLE_DECISION", string(decision)})
 	runs, err := e.extensions(eventSessionEnd, vars, state.MarshalMetadata(b.Meta))
 	c.ev.Hooks = runs
 	return err

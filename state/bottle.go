@@ -300,7 +300,8 @@ func (r *Root) describe(id string) (*Bottle, error) {
 		m.Identity = id
 	}
 	if m.Identity != id {
-		return nil, corruptf("%s: identity %q does not match its directory", r.Path(MetadataName), m.Identity)
+		return nil, corruptf("%s: identity %q does not match its directory",
+			r.Path(MetadataName), m.Identity)
 	}
 	b := &Bottle{Identity: id, Dir: r.dir, Meta: m}
 	if b.Preserved, err = r.exists(PreserveName); err != nil {

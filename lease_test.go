@@ -166,3 +166,63 @@ func alive(pid string) bool {
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z"
 }
+
+// TestSessionOutlivesKilledWrapperWhileItsProcessesRun: what the command
+// started inherits the lease, so after the wrapper is killed the bottle
+// stays live, and safe from gc, until the last of them is gone.
+func TestSessionOutlivesKilledWrapperWhileItsProcessesRun(t *testing.T) {
+	root := t.TempDir()
+	w, id := startWrapperCmd(t, root, "daemon", "sh", "-c", "sleep 60 & wait")
+	var grandchild string
+	for start := time.Now(); grandchild == ""; {
+		for _, child := range childrenOf(w.Process.Pid) {
+			pid, _ := strconv.Atoi(child)
+			if g := childrenOf(pid); len(g) > 0 {
+				grandchild = g[0]
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the command's child never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Process.Signal(syscall.SIGKILL)
+	w.Wait()
+
+	if got := sessionOf(t, root, id); got != "live" {
+		t.Errorf("session with a process still running: %s, want live", got)
+	}
+	if out, _ := hook(t, root, "gc", "--older-than", "0s"); strings.Contains(out, id) {
+		t.Errorf("gc touched a bottle whose session still runs:\n%s", out)
+	}
+
+	pid, _ := strconv.Atoi(grandchild)
+	syscall.Kill(pid, syscall.SIGKILL)
+	for start := time.Now(); sessionOf(t, root, id) != "dead"; {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("session still %s after its last process was killed", sessionOf(t, root, id))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out, _ := hook(t, root, "gc", "--older-than", "0s"); !strings.Contains(out, "remove-orphan") {
+		t.Errorf("gc left the orphan once its session was over:\n%s", out)
+	}
+
+	// A plain resume of a dead bottle makes its session unknown again:
+	// its new launcher holds no lease, so gc must not take it for dead.
+	w2, id2 := startWrapper(t, root, "again")
+	w2.Process.Signal(syscall.SIGKILL)
+	w2.Wait()
+	for start := time.Now(); sessionOf(t, root, id2) != "dead"; {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("killed wrapper's bottle never turned dead")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, code := hook(t, root, "pre-start", "--resume", id2); code != 0 {
+		t.Fatalf("plain resume: exit %d", code)
+	}
+	if got := sessionOf(t, root, id2); got != "unknown" {
+		t.Errorf("session after a plain resume: %s, want unknown", got)
+	}
+}

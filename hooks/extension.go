@@ -91,6 +91,11 @@ func (e *Env) hookNames(event string, log hclog.Logger) ([]string, string) {
 			log.Warn("not a real directory; hooks skipped", keyPath, d)
 			return nil, dir
 		}
+		// Whoever may write the directory chooses what runs.
+		if why := unsafeOwner(fi); why != "" {
+			log.Warn("hooks skipped: directory "+why, keyPath, d)
+			return nil, dir
+		}
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -107,14 +112,27 @@ func (e *Env) hookNames(event string, log hclog.Logger) ([]string, string) {
 			log.Warn("hook skipped: not a regular file", "hook", de.Name())
 		case fi.Mode().Perm()&0o111 == 0:
 			log.Warn("hook skipped: not executable", "hook", de.Name())
-		case fi.Mode().Perm()&0o002 != 0:
-			log.Warn("hook skipped: writable by others", "hook", de.Name())
+		case unsafeOwner(fi) != "":
+			log.Warn("hook skipped: "+unsafeOwner(fi), "hook", de.Name())
 		default:
 			names = append(names, de.Name())
 		}
 	}
 	sort.Strings(names)
 	return names, dir
+}
+
+// unsafeOwner says why a hook file or directory may have been put there by
+// someone other than the operator: writable by others, or owned by a user
+// who is neither root nor us. It returns "" for a safe one.
+func unsafeOwner(fi fs.FileInfo) string {
+	if fi.Mode().Perm()&0o002 != 0 {
+		return "writable by others"
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Sprintf("owned by uid %d", st.Uid)
+	}
+	return ""
 }
 
 // hookEnv is the whole environment of a hook: nothing of the caller's but
@@ -208,7 +226,7 @@ func (l *lineLog) Write(p []byte) (int, error) {
 	for {
 		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
-			if len(l.buf) > maxHookLine {
+			for len(l.buf) > maxHookLine {
 				l.emit(l.buf[:maxHookLine])
 				l.buf = l.buf[maxHookLine:]
 			}

@@ -172,9 +172,10 @@ func Inspect(env *Env, id, baseImage string) (*InspectResult, error) {
 	for _, f := range files {
 		res.LiveConfig = append(res.LiveConfig, LiveConfigFile(f))
 	}
+	// A broken log is worth a warning, not the loss of the rest.
 	lines, err := r.EventsTail(id, eventsTail)
 	if err != nil {
-		return nil, err
+		env.logger().Named("inspect").Warn("events log not shown", keyIdentity, id, keyError, err)
 	}
 	res.Events = make([]json.RawMessage, 0, len(lines))
 	for _, l := range lines {

@@ -15,9 +15,10 @@ type PreStartRequest struct {
 	Image  string // base agent image; "" means DefaultImage
 	Output Format
 
-	// leased is set by the session wrapper, which holds the bottle's
-	// lease itself while resuming it.
-	leased bool
+	// session is set by the session wrapper: a new bottle is created
+	// with its lease taken, and a resumed one is leased by the wrapper
+	// already.
+	session bool
 }
 
 // PreStart starts a bottle's session and returns its launch spec. A new
@@ -28,33 +29,47 @@ type PreStartRequest struct {
 // operator's pre-start hooks run last; if one fails, the start fails and a
 // bottle it minted is removed again.
 func PreStart(env *Env, req PreStartRequest) (*LaunchSpec, error) {
+	spec, _, err := preStart(env, req)
+	return spec, err
+}
+
+// preStart is PreStart that also returns the lease of a bottle created for
+// a session wrapper (req.session).
+func preStart(env *Env, req PreStartRequest) (*LaunchSpec, *state.Lease, error) {
 	if req.Image == "" {
 		req.Image = DefaultImage
 	}
 	if err := validateImage(req.Image); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.Resume != "" {
-		return resume(env, req)
+		spec, err := resume(env, req)
+		return spec, nil, err
 	}
 	if err := req.New.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.Output == FormatEnv {
 		if err := checkEnvRenderable(env.RootDir, req); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
 	r, err := env.open(true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
 	c := env.begin(eventPreStart, "")
-	b, err := r.Create(req.New, env.now())
+	var b *state.Bottle
+	var lease *state.Lease
+	if req.session {
+		b, lease, err = r.CreateLeased(req.New, env.now())
+	} else {
+		b, err = r.Create(req.New, env.now())
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.ev.Identity, c.ev.Decision, c.known = b.Identity, "created", true
 	log := env.logger().Named(eventPreStart).With(keyIdentity, b.Identity)
@@ -64,11 +79,14 @@ func PreStart(env *Env, req PreStartRequest) (*LaunchSpec, error) {
 		if _, rerr := r.End(b.Identity, true); rerr != nil {
 			log.Error("bottle of a failed start not removed; gc removes it", keyError, rerr)
 		}
+		if lease != nil {
+			lease.Release()
+		}
 		c.ev.Decision = "removed"
-		return nil, c.finish(r, fmt.Errorf("%w; bottle %q removed", err, b.Identity))
+		return nil, nil, c.finish(r, fmt.Errorf("%w; bottle %q removed", err, b.Identity))
 	}
 	log.Info("bottle created", "agent", b.Meta.AgentName)
-	return spec, c.finish(r, nil)
+	return spec, lease, c.finish(r, nil)
 }
 
 func resume(env *Env, req PreStartRequest) (*LaunchSpec, error) {
@@ -95,18 +113,30 @@ func resume(env *Env, req PreStartRequest) (*LaunchSpec, error) {
 			return nil, invalid(err)
 		}
 	}
-	if !req.leased && r.SessionState(req.Resume) == state.SessionLive {
+	if !req.session && r.SessionState(req.Resume) == state.SessionLive {
 		return nil, fmt.Errorf("resume %q: %w", req.Resume, state.ErrLeaseHeld)
 	}
 	c := env.begin(eventPreStart, req.Resume)
 	c.ev.Decision = "resumed"
 	c.known = true
+	wasPreserved := b.Preserved
 	if b, err = r.Resume(req.Resume); err != nil {
 		return nil, c.finish(r, err)
 	}
 	spec := NewLaunchSpec(b, req.Image, true)
 	if err := env.preStartHooks(c, b, spec); err != nil {
+		// The start failed: the bottle is kept as it was, marker and all.
+		if wasPreserved {
+			if perr := r.MarkPreserved(req.Resume); perr != nil {
+				log.Error("preserve marker not restored", keyError, perr)
+			}
+		}
 		return nil, c.finish(r, err)
+	}
+	if !req.session {
+		// Its new launcher holds no lease: a lease file left by an
+		// earlier wrapper would make gc take it for an orphan.
+		r.ForgetLease(req.Resume)
 	}
 	log.Info("bottle resumed", "rebuilt", b.Dockerfile != "")
 	return spec, c.finish(r, nil)

@@ -52,7 +52,7 @@ func Run(env *Env, req RunRequest) error {
 	}
 	log = log.With(keyIdentity, spec.Identity)
 
-	status, cmdErr := runCommand(req.Command, spec, sigs, env)
+	status, cmdErr := runCommand(req.Command, spec, lease, sigs, env)
 	log.Info("command exited", "status", status)
 
 	_, endErr := SessionEnd(env, spec.Identity, false)
@@ -72,38 +72,33 @@ func Run(env *Env, req RunRequest) error {
 	return &ErrStatus{Code: status, Err: cmdErr}
 }
 
-// startSession runs pre-start under a freshly taken lease. A resumed
+// startSession runs pre-start with the session's lease held. A resumed
 // bottle's lease is taken first, so that two sessions never share it; a
-// new bottle's right after it exists, when nobody else can hold it yet.
+// new bottle's is taken before the bottle becomes visible.
 func startSession(env *Env, req PreStartRequest) (*LaunchSpec, *state.Lease, error) {
-	r, err := env.open(req.Resume == "")
-	if req.Resume != "" && state.IsNotExist(err) {
+	req.session = true
+	if req.Resume == "" {
+		spec, lease, err := preStart(env, req)
+		return spec, lease, err
+	}
+	if err := state.ValidateIdentity(req.Resume); err != nil {
+		return nil, nil, err
+	}
+	r, err := env.open(false)
+	if state.IsNotExist(err) {
 		return nil, nil, notFound(req.Resume, env.RootDir)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	defer r.Close()
-	req.leased = true
-	if req.Resume != "" {
-		lease, err := r.AcquireLease(req.Resume)
-		if err != nil {
-			return nil, nil, err
-		}
-		spec, err := PreStart(env, req)
-		if err != nil {
-			lease.Release()
-			return nil, nil, err
-		}
-		return spec, lease, nil
-	}
-	spec, err := PreStart(env, req)
+	lease, err := r.AcquireLease(req.Resume)
 	if err != nil {
 		return nil, nil, err
 	}
-	lease, err := r.AcquireLease(spec.Identity)
+	spec, _, err := preStart(env, req)
 	if err != nil {
-		SessionEnd(env, spec.Identity, true)
+		lease.Release()
 		return nil, nil, err
 	}
 	return spec, lease, nil
@@ -111,7 +106,7 @@ func startSession(env *Env, req PreStartRequest) (*LaunchSpec, *state.Lease, err
 
 // runCommand runs the session's command to its end and returns its exit
 // status, 128+signal if a signal killed it, and why it could not start.
-func runCommand(argv []string, spec *LaunchSpec, sigs <-chan os.Signal, env *Env) (int, error) {
+func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease, sigs <-chan os.Signal, env *Env) (int, error) {
 	log := env.logger().Named("run").With(keyIdentity, spec.Identity)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -119,10 +114,12 @@ func runCommand(argv []string, spec *LaunchSpec, sigs <-chan os.Signal, env *Env
 	for _, v := range spec.EnvVars() {
 		cmd.Env = append(cmd.Env, v.Name+"="+v.Value)
 	}
-	// The command dies with the wrapper, so a killed wrapper leaves an
-	// orphan bottle that gc may remove, not a bottle still in use. The
-	// parent-death signal is tied to the thread that forks, which must
-	// stay alive until the command is reaped.
+	// The command and everything it starts inherit the lease (as fd 3),
+	// so the bottle stays live while any process of the session runs,
+	// even one that outlives a killed wrapper. The command itself dies
+	// with the wrapper; the parent-death signal is tied to the thread
+	// that forks, which must stay alive until the command is reaped.
+	cmd.ExtraFiles = []*os.File{lease.File()}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

@@ -39,8 +39,14 @@ func SessionEnd(env *Env, id string, force bool) (*EndResult, error) {
 		c.known = true
 		if err := env.endHooks(c, b, force); err != nil {
 			if !force {
+				// Marked preserved, so that neither a later session
+				// end nor gc removes what the hook failed to archive.
 				c.ev.Decision = string(state.Kept)
-				return nil, c.finish(r, fmt.Errorf("%w; state kept (--force removes it anyway)", err))
+				if perr := r.MarkPreserved(id); perr != nil {
+					log.Error("preserve marker not written", keyError, perr)
+				}
+				return nil, c.finish(r, fmt.Errorf("%w; state kept and marked preserved "+
+					"(--force removes it anyway)", err))
 			}
 			log.Warn("session-end hook failed; removing anyway (--force)", keyError, err)
 		}

@@ -98,31 +98,43 @@ func ValidateText(name, v string, max int) error {
 // rename that fails if the name is taken, so parallel starts never share
 // an identity and no reader sees a bottle without its metadata.
 func (r *Root) Create(n NewBottle, now time.Time) (*Bottle, error) {
+	b, _, err := r.create(n, now, false)
+	return b, err
+}
+
+// CreateLeased is Create for a session wrapper: the bottle's lease is
+// taken before the bottle becomes visible, so no other session can resume
+// it in between.
+func (r *Root) CreateLeased(n NewBottle, now time.Time) (*Bottle, *Lease, error) {
+	return r.create(n, now, true)
+}
+
+func (r *Root) create(n NewBottle, now time.Time, leased bool) (*Bottle, *Lease, error) {
 	if err := n.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := r.ensureDir(tmpDirName, rootMode); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for attempt := 0; attempt < maxCreateAttempts; attempt++ {
 		id, err := NewIdentity(n.AgentName)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		b, err := r.createAs(id, n, now)
+		b, lease, err := r.createAs(id, n, now, leased)
 		if errors.Is(err, fs.ErrExist) {
 			r.log.Debug("identity taken, drawing another", "identity", id)
 			continue
 		}
-		return b, err
+		return b, lease, err
 	}
-	return nil, fmt.Errorf("mint identity for %q: %d draws were all taken", n.AgentName, maxCreateAttempts)
+	return nil, nil, fmt.Errorf("mint identity for %q: %d draws were all taken", n.AgentName, maxCreateAttempts)
 }
 
-func (r *Root) createAs(id string, n NewBottle, now time.Time) (*Bottle, error) {
+func (r *Root) createAs(id string, n NewBottle, now time.Time, leased bool) (_ *Bottle, _ *Lease, err error) {
 	l, err := r.lock(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer l.release(false)
 
@@ -130,27 +142,41 @@ func (r *Root) createAs(id string, n NewBottle, now time.Time) (*Bottle, error) 
 		if ok {
 			err = fs.ErrExist
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	suffix, err := randomString(8)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	staging := path.Join(tmpDirName, stagingPrefix+id+"-"+suffix)
 	if err := r.ensureDir(staging, bottleMode); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var lease *Lease
+	defer func() {
+		if err != nil {
+			r.fs.RemoveAll(staging)
+			if lease != nil {
+				r.forgetLease(id)
+				lease.Release()
+			}
+		}
+	}()
 	if err := r.populate(staging, id, n, now); err != nil {
-		r.fs.RemoveAll(staging)
-		return nil, err
+		return nil, nil, err
+	}
+	if leased {
+		if lease, err = r.tryLease(id); err != nil {
+			return nil, nil, err
+		}
 	}
 	crashPoint("create.staged")
 	if err := r.publish(staging, id); err != nil {
-		r.fs.RemoveAll(staging)
-		return nil, err
+		return nil, nil, err
 	}
 	crashPoint("create.published")
-	return r.load(id)
+	b, err := r.load(id)
+	return b, lease, err
 }
 
 func (r *Root) populate(dir, id string, n NewBottle, now time.Time) error {
@@ -327,4 +353,16 @@ func (r *Root) isRegular(rel string) (bool, error) {
 		return false, err
 	}
 	return fi.Mode().IsRegular(), nil
+}
+
+// MarkPreserved writes a bottle's preserve marker, so that session end and
+// gc keep it. It fails with ErrNotFound, creating nothing, when there is
+// no such bottle.
+func (r *Root) MarkPreserved(id string) error {
+	if err := ValidateIdentity(id); err != nil {
+		return err
+	}
+	return r.withBottle(id, func(_ *Bottle, br *Root) error {
+		return br.writeFile(PreserveName, nil, fileMode)
+	})
 }

@@ -45,12 +45,12 @@ func (r *Root) AppendEvent(id string, line []byte, create bool) error {
 		}
 		return err
 	}
-	f, err := r.fs.OpenFile(path.Join(dir, EventsName), flags, fileMode)
+	f, err := r.openEvents(path.Join(dir, EventsName), flags)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("append event: %w", err)
+		return err
 	}
 	defer f.Close()
 	if _, err := f.Write(append(line, '\n')); err != nil {
@@ -65,7 +65,13 @@ func (r *Root) EventsTail(id string, n int) ([][]byte, error) {
 	if err := ValidateIdentity(id); err != nil {
 		return nil, err
 	}
-	f, err := r.fs.Open(path.Join(queueDirName, id, EventsName))
+	if err := r.checkDir(path.Join(queueDirName, id)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	f, err := r.openEvents(path.Join(queueDirName, id, EventsName), os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -94,4 +100,15 @@ func (r *Root) EventsTail(id string, n int) ([][]byte, error) {
 		lines = lines[len(lines)-n:]
 	}
 	return lines, nil
+}
+
+// openEvents opens an events log, which must be a regular file reached
+// without a symlink: the log must never become a way to append to some
+// other file of the root.
+func (r *Root) openEvents(rel string, flag int) (*os.File, error) {
+	f, err := r.openRegular(rel, flag, fileMode)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("events log: %w", err)
+	}
+	return f, err
 }

@@ -6,10 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -180,7 +178,7 @@ func (g *collector) orphan(id string) error {
 		g.record(GCRemoveOrphan, id, bottleRel(id))
 		return nil
 	}
-	lease, err := tryLease(filepath.Join(g.r.dir, leasesDirName, id))
+	lease, err := g.r.tryLease(id)
 	if err != nil {
 		return nil
 	}
@@ -327,7 +325,7 @@ func (g *collector) withFreeLock(id string, fn func() error) error {
 // lockHeld reports whether another process holds the bottle's lock, without
 // creating a lock file.
 func (r *Root) lockHeld(id string) bool {
-	f, err := os.OpenFile(filepath.Join(r.dir, locksDirName, id), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := r.openRegular(path.Join(locksDirName, id), os.O_RDONLY, 0)
 	if err != nil {
 		return false
 	}

@@ -116,17 +116,14 @@ func (r *Root) syncDir(dir string) error {
 // readFile reads rel, refusing anything but a regular file and anything
 // larger than limit. A missing file is reported with fs.ErrNotExist.
 func (r *Root) readFile(rel string, limit int64) ([]byte, error) {
-	f, err := r.fs.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := r.openRegular(rel, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, r.openErr(rel, err)
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, corruptf("refusing %s: not a regular file", r.Path(rel))
 	}
 	if fi.Size() > limit {
 		return nil, corruptf("refusing %s: larger than %d bytes", r.Path(rel), limit)
@@ -136,6 +133,48 @@ func (r *Root) readFile(rel string, limit int64) ([]byte, error) {
 		return nil, corruptf("refusing %s: grew past %d bytes while read", r.Path(rel), limit)
 	}
 	return data, err
+}
+
+// openRegular opens rel as os.Root.OpenFile does, except that a symlink in
+// the last place is refused instead of followed (os.Root follows links
+// that stay inside the root), and so is anything but a regular file; a
+// FIFO never blocks the open. With os.O_CREATE a missing file is created,
+// exclusively, with perm. A missing file is reported with fs.ErrNotExist.
+func (r *Root) openRegular(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	const attempts = 8
+	for range attempts {
+		fi, err := r.fs.Lstat(rel)
+		if errors.Is(err, fs.ErrNotExist) && flag&os.O_CREATE != 0 {
+			f, err := r.fs.OpenFile(rel, flag|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, perm)
+			if errors.Is(err, fs.ErrExist) {
+				continue // created meanwhile: check it like any other
+			}
+			if err != nil {
+				return nil, r.openErr(rel, err)
+			}
+			return f, nil
+		}
+		if err != nil {
+			return nil, r.openErr(rel, err)
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return nil, corruptf("refusing %s: it is a symlink", r.Path(rel))
+		case !fi.Mode().IsRegular():
+			return nil, corruptf("refusing %s: not a regular file", r.Path(rel))
+		}
+		f, err := r.fs.OpenFile(rel, flag&^os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, r.openErr(rel, err)
+		}
+		// The name may have been swapped between the check and the
+		// open; only the file that was checked is used.
+		if got, err := f.Stat(); err == nil && os.SameFile(fi, got) {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("open %s: it keeps changing", r.Path(rel))
 }
 
 // readLimited reads all of rd, failing with ErrInvalid past limit bytes.

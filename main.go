@@ -127,7 +127,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return app
 }
 
+// usageError classes the parser's complaints as usage errors, and names
+// an unknown flag the way it is typed.
 func usageError(_ *cli.Context, err error, _ bool) error {
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+		return hooks.Usage(fmt.Errorf("unknown flag --%s", strings.TrimLeft(name, "-")))
+	}
 	return hooks.Usage(err)
 }
 

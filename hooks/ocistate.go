@@ -120,5 +120,5 @@ func ociRoot(st *specs.State, flag, home string) (string, error) {
 		return filepath.Join(home, ".bot-bottle"), nil
 	}
 	return "", usagef("container %q: no state root: set the %s annotation, --root or "+
-		"BOT_BOTTLE_ROOT (HOME is not set)", st.ID, AnnotationRoot)
+		"BOT_BOTTLE_ROOT (HOME is not set or not an absolute path)", st.ID, AnnotationRoot)
 }

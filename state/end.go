@@ -53,17 +53,19 @@ func (r *Root) End(id string, force bool) (Outcome, error) {
 		return Kept, nil
 	}
 	trash, err := r.moveToTrash(rel, id)
-	// The bottle is gone from state/ once the rename is done; the lock file
-	// goes with it while the lock is still held.
-	l.release(err == nil)
 	if err != nil {
+		l.release(false)
 		return "", err
 	}
 	crashPoint("remove.renamed")
 	r.forgetLease(id)
+	// The lock is held until the deletion is over, so that gc does not
+	// race it to the same tree; then the lock file goes too, while still
+	// held.
 	if err := r.removeTree(trash); err != nil {
 		r.log.Warn("removal interrupted; gc finishes it", "path", r.Path(trash), "error", err)
 	}
+	l.release(true)
 	return Removed, nil
 }
 

@@ -99,7 +99,15 @@ func (g *collector) tmp() error {
 		rel := path.Join(tmpDirName, name)
 		switch {
 		case strings.HasPrefix(name, trashPrefix):
-			g.skip(g.removeAll(GCFinishRemoval, tempIdentity(name, trashPrefix), rel))
+			// A session end still deleting holds the bottle's lock.
+			id := tempIdentity(name, trashPrefix)
+			if ValidateIdentity(id) != nil {
+				g.r.log.Warn("unknown entry left alone", "path", g.r.Path(rel))
+				continue
+			}
+			g.skip(g.withFreeLock(id, func() error {
+				return g.removeAll(GCFinishRemoval, id, rel)
+			}))
 		case strings.HasPrefix(name, stagingPrefix):
 			id := tempIdentity(name, stagingPrefix)
 			if ValidateIdentity(id) != nil {

@@ -66,7 +66,8 @@ func commands(wrap func(actionFunc) cli.ActionFunc) []*cli.Command {
 				"   bottle-hook pre-start --agent demo --cwd /srv/project\n" +
 				"   bottle-hook pre-start --agent demo --output env > bottle.env\n" +
 				"   bottle-hook pre-start --resume demo-k3x9q --output json",
-			Flags:  append(preStartFlags(), outputFlag(hooks.FormatText, hooks.FormatJSON, hooks.FormatEnv)),
+			Flags: append(preStartFlags(),
+				outputFlag(hooks.FormatText, hooks.FormatJSON, hooks.FormatEnv)),
 			Action: wrap(preStart),
 		},
 		{

@@ -59,7 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var status *hooks.ErrStatus
 	if errors.As(err, &status) {
 		if status.Err != nil {
-			fmt.Fprintf(stderr, "%s: %s\n", progName, strings.ReplaceAll(status.Err.Error(), "\n", " "))
+			msg := strings.ReplaceAll(status.Err.Error(), "\n", " ")
+			fmt.Fprintf(stderr, "%s: %s\n", progName, msg)
 		}
 		return status.Code
 	}

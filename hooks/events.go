@@ -35,7 +35,8 @@ type call struct {
 }
 
 func (e *Env) begin(event, id string) *call {
-	return &call{env: e, start: e.now(), ev: Event{Event: event, Identity: id, Container: e.Container}}
+	ev := Event{Event: event, Identity: id, Container: e.Container}
+	return &call{env: e, start: e.now(), ev: ev}
 }
 
 // finish records the call with the outcome of err, and returns err. A log

@@ -153,7 +153,8 @@ func hookEnv(event string, vars []EnvVar) []string {
 	return append(env, "BOTTLE_EVENT="+event)
 }
 
-func runHook(path, name string, env []string, stdin []byte, timeout time.Duration, log hclog.Logger) HookRun {
+func runHook(path, name string, env []string, stdin []byte,
+	timeout time.Duration, log hclog.Logger) HookRun {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path)

@@ -106,7 +106,8 @@ func startSession(env *Env, req PreStartRequest) (*LaunchSpec, *state.Lease, err
 
 // runCommand runs the session's command to its end and returns its exit
 // status, 128+signal if a signal killed it, and why it could not start.
-func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease, sigs <-chan os.Signal, env *Env) (int, error) {
+func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease,
+	sigs <-chan os.Signal, env *Env) (int, error) {
 	log := env.logger().Named("run").With(keyIdentity, spec.Identity)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr

@@ -128,10 +128,12 @@ func (r *Root) create(n NewBottle, now time.Time, leased bool) (*Bottle, *Lease,
 		}
 		return b, lease, err
 	}
-	return nil, nil, fmt.Errorf("mint identity for %q: %d draws were all taken", n.AgentName, maxCreateAttempts)
+	return nil, nil, fmt.Errorf("mint identity for %q: %d draws were all taken",
+		n.AgentName, maxCreateAttempts)
 }
 
-func (r *Root) createAs(id string, n NewBottle, now time.Time, leased bool) (_ *Bottle, _ *Lease, err error) {
+func (r *Root) createAs(id string, n NewBottle, now time.Time,
+	leased bool) (_ *Bottle, _ *Lease, err error) {
 	l, err := r.lock(id)
 	if err != nil {
 		return nil, nil, err

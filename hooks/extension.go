@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/bot-bottle/bottle-hook/state"
 )
 
 // DefaultHookTimeout bounds one extension hook.
@@ -25,6 +27,18 @@ const DefaultHookTimeout = 30 * time.Second
 const hookPipeGrace = time.Second
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// hookInput gives the hooks of an event their BOTTLE_* variables and their
+// standard input (the bottle's metadata).
+type hookInput func() (vars []EnvVar, stdin []byte, err error)
+
+// bottleInput is the hook input of bottle b, with extra variables.
+func bottleInput(b *state.Bottle, extra ...EnvVar) hookInput {
+	return func() ([]EnvVar, []byte, error) {
+		vars := append(NewLaunchSpec(b, DefaultImage, false).EnvVars(), extra...)
+		return vars, state.MarshalMetadata(b.Meta), nil
+	}
+}
 
 // HookRun reports one extension hook that was run.
 type HookRun struct {
@@ -55,12 +69,18 @@ func (e *HookError) Error() string {
 // killed, and its output logged line by line under its name. Files that
 // are not regular executables, or that others may write, are skipped with
 // a warning. The first failing hook stops the run and is returned as a
-// *HookError, after the runs so far.
-func (e *Env) extensions(event string, vars []EnvVar, stdin []byte) ([]HookRun, error) {
+// *HookError, after the runs so far. input is called only when the event
+// has hooks to run, so an event without any reads nothing more; its error
+// is returned as is.
+func (e *Env) extensions(event string, input hookInput) ([]HookRun, error) {
 	log := e.logger().Named(event).Named("hooks")
 	names, dir := e.hookNames(event, log)
 	if len(names) == 0 {
 		return nil, nil
+	}
+	vars, stdin, err := input()
+	if err != nil {
+		return nil, err
 	}
 	env := hookEnv(event, vars)
 	timeout := e.HookTimeout

@@ -111,12 +111,14 @@ func (res *ApprovalResult) apply(r *state.Root, req ApprovalRequest, in *approva
 
 // approvalHooks runs the operator's post-approval hooks.
 func (e *Env) approvalHooks(c *call, r *state.Root, id string) error {
-	b, err := r.Load(id)
-	if err != nil {
-		return err
-	}
-	vars := NewLaunchSpec(b, DefaultImage, false).EnvVars()
-	runs, err := e.extensions(eventPostApproval, vars, state.MarshalMetadata(b.Meta))
+	runs, err := e.extensions(eventPostApproval, func() ([]EnvVar, []byte, error) {
+		// Read again only when there are hooks: the approval changed it.
+		b, err := r.Load(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return bottleInput(b)()
+	})
 	c.ev.Hooks = runs
 	return err
 }

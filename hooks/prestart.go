@@ -144,7 +144,9 @@ func resume(env *Env, req PreStartRequest) (*LaunchSpec, error) {
 
 // preStartHooks runs the operator's pre-start hooks for a started bottle.
 func (e *Env) preStartHooks(c *call, b *state.Bottle, spec *LaunchSpec) error {
-	runs, err := e.extensions(eventPreStart, spec.EnvVars(), state.MarshalMetadata(b.Meta))
+	runs, err := e.extensions(eventPreStart, func() ([]EnvVar, []byte, error) {
+		return spec.EnvVars(), state.MarshalMetadata(b.Meta), nil
+	})
 	c.ev.Hooks = runs
 	return err
 }

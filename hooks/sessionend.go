@@ -66,9 +66,7 @@ func (e *Env) endHooks(c *call, b *state.Bottle, force bool) error {
 	if b.Preserved && !force {
 		decision = state.Kept
 	}
-	vars := NewLaunchSpec(b, DefaultImage, false).EnvVars()
-	vars = append(vars, EnvVar{"BOTTLE_DECISION", string(decision)})
-	runs, err := e.extensions(eventSessionEnd, vars, state.MarshalMetadata(b.Meta))
+	runs, err := e.extensions(eventSessionEnd, bottleInput(b, EnvVar{"BOTTLE_DECISION", string(decision)}))
 	c.ev.Hooks = runs
 	return err
 }

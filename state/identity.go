@@ -57,11 +57,13 @@ func isAlnum(c byte) bool {
 // Slug derives the readable prefix of an identity from an agent name: letters
 // folded to ASCII by Unicode compatibility decomposition, lowercased, every
 // run of other characters replaced by one "-", trimmed of "-", and cut to 40
-// bytes. It returns "bottle" when nothing is left.
+// bytes. It returns "bottle" when nothing is left. Bytes that are not UTF-8
+// count as other characters; they are replaced before decomposition, which
+// would otherwise leave the text after them undecomposed.
 func Slug(name string) string {
 	var b strings.Builder
 	dash := false
-	for _, r := range norm.NFKD.String(name) {
+	for _, r := range norm.NFKD.String(strings.ToValidUTF8(name, "\uFFFD")) {
 		if r >= 'A' && r <= 'Z' {
 			r += 'a' - 'A'
 		}

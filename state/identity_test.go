@@ -98,6 +98,8 @@ func TestSlug(t *testing.T) {
 		{"a_b.c", "a-b-c"},
 		{"UPPER", "upper"},
 		{"v2.0", "v2-0"},
+		{"\xf5\u00c1", "a"}, // an invalid byte does not stop the folding after it
+		{"x\xffy", "x-y"},   // an invalid byte separates like any other character
 		{strings.Repeat("a", 60), strings.Repeat("a", 40)},
 		{strings.Repeat("abcdefghi ", 6), "abcdefghi-abcdefghi-abcdefghi-abcdefghi"},
 		{strings.Repeat("é", 45), strings.Repeat("e", 40)},

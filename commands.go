@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -296,6 +298,10 @@ func sessionEnd(c *cli.Context, env *cmdEnv) error {
 	return res.Write(env.stdout, f)
 }
 
+// listGCPercent is the garbage collection target of list (GOGC): the heap
+// may grow by a quarter of what is live before a collection.
+const listGCPercent = 25
+
 func list(c *cli.Context, env *cmdEnv) error {
 	if err := wantArgs(c); err != nil {
 		return err
@@ -304,11 +310,19 @@ func list(c *cli.Context, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
-	res, err := hooks.List(&env.Env)
-	if err != nil {
+	// A listing reads one bottle after another and keeps almost nothing
+	// of each, so its live heap stays small however many bottles there
+	// are; a low collection target keeps the garbage of those reads from
+	// growing the heap to the 4 MiB the default lets it reach first. A
+	// GOGC in the environment is left to rule.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(listGCPercent)
+	}
+	lw := hooks.NewListWriter(env.stdout, f)
+	if err := hooks.List(&env.Env, lw.Add); err != nil {
 		return err
 	}
-	return res.Write(env.stdout, f)
+	return lw.Close()
 }
 
 func inspect(c *cli.Context, env *cmdEnv) error {

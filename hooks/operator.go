@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -47,68 +48,102 @@ func infoOf(r *state.Root, b *state.Bottle) BottleInfo {
 	}
 }
 
-// ListResult is every bottle under a root.
-type ListResult struct {
-	Bottles []BottleInfo `json:"bottles"`
-}
-
-// List reads every bottle without locking. A broken entry is listed with
-// its reason; an absent root lists nothing.
-//
-// TODO(list-stream): every row is kept until the table is sized, about
-// 2 KiB per bottle; printing rows as they are read, with fixed column
-// widths, would keep the memory of a long listing flat.
-func List(env *Env) (*ListResult, error) {
-	res := &ListResult{Bottles: []BottleInfo{}}
+// List reads every bottle without locking and passes each to fn, in
+// identity order, before reading the next. A broken entry is passed with
+// its reason; an absent root has no bottles. It returns the first error
+// of fn, or one opening the root.
+func List(env *Env, fn func(*BottleInfo) error) error {
 	r, err := env.open(false)
 	if state.IsNotExist(err) {
-		return res, nil
+		return nil
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer r.Close()
-	entries, err := r.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
+	return r.Walk(func(e state.Entry) error {
 		if e.Err != nil {
-			res.Bottles = append(res.Bottles, BottleInfo{
+			return fn(&BottleInfo{
 				Identity: e.Identity, StateDir: r.StateDir(e.Identity),
 				Broken: true, Error: e.Err.Error(),
 			})
-			continue
 		}
-		res.Bottles = append(res.Bottles, infoOf(r, e.Bottle))
-	}
-	return res, nil
+		info := infoOf(r, e.Bottle)
+		return fn(&info)
+	})
 }
 
-// Write renders the listing: a table in text, nothing at all when there
-// are no bottles.
-func (res *ListResult) Write(w io.Writer, f Format) error {
+// ListWriter renders a listing as List produces it. JSON goes out one
+// bottle at a time; the text table keeps only its cells until Close, since
+// its columns are as wide as their widest cell.
+type ListWriter struct {
+	w     io.Writer
+	f     Format
+	n     int
+	table table
+	buf   bytes.Buffer
+	enc   *json.Encoder
+}
+
+// NewListWriter returns a ListWriter writing f to w.
+func NewListWriter(w io.Writer, f Format) *ListWriter {
+	lw := &ListWriter{w: w, f: f}
 	if f == FormatJSON {
-		return writeJSON(w, res)
+		// Indented as one element of the "bottles" array.
+		lw.enc = json.NewEncoder(&lw.buf)
+		lw.enc.SetIndent("    ", "  ")
+		lw.enc.SetEscapeHTML(false)
+	} else {
+		lw.table.row("IDENTITY", "AGENT", "STARTED", "BACKEND", "LABEL", "PRESERVED", "IMAGE", "SESSION")
 	}
-	if len(res.Bottles) == 0 {
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IDENTITY\tAGENT\tSTARTED\tBACKEND\tLABEL\tPRESERVED\tIMAGE\tSESSION")
-	for _, b := range res.Bottles {
+	return lw
+}
+
+// Add renders one bottle.
+func (lw *ListWriter) Add(b *BottleInfo) error {
+	lw.n++
+	if lw.f != FormatJSON {
 		if b.Broken {
-			fmt.Fprintf(tw, "%s\tbroken: %s\n", b.Identity, printable(b.Error))
-			continue
+			lw.table.row(printable(b.Identity), "broken: "+printable(b.Error))
+			return nil
 		}
 		image := "base"
 		if b.Rebuilt {
 			image = "rebuilt"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Identity, printable(b.AgentName),
-			orDash(b.StartedAt), b.Backend, orDash(printable(b.Label)), yesNo(b.Preserved), image, b.Session)
+		lw.table.row(b.Identity, printable(b.AgentName), orDash(b.StartedAt), printable(b.Backend),
+			orDash(printable(b.Label)), yesNo(b.Preserved), image, b.Session)
+		return nil
 	}
-	return tw.Flush()
+	lw.buf.Reset()
+	if lw.n == 1 {
+		lw.buf.WriteString("{\n  \"bottles\": [\n    ")
+	} else {
+		lw.buf.WriteString(",\n    ")
+	}
+	if err := lw.enc.Encode(b); err != nil {
+		return err
+	}
+	lw.buf.Truncate(lw.buf.Len() - 1) // the encoder's newline
+	_, err := lw.w.Write(lw.buf.Bytes())
+	return err
+}
+
+// Close ends the listing: it closes the JSON document, or writes the
+// table, which is nothing at all when there are no bottles.
+func (lw *ListWriter) Close() error {
+	if lw.f == FormatJSON {
+		end := "\n  ]\n}\n"
+		if lw.n == 0 {
+			end = "{\n  \"bottles\": []\n}\n"
+		}
+		_, err := io.WriteString(lw.w, end)
+		return err
+	}
+	if lw.n == 0 {
+		return nil
+	}
+	return lw.table.write(lw.w)
 }
 
 // InspectResult is one bottle in full.

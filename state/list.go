@@ -19,11 +19,23 @@ type Entry struct {
 // identity. An entry that cannot be read is returned with its error and
 // does not stop the listing. Hidden names are housekeeping and skipped.
 func (r *Root) List() ([]Entry, error) {
+	var entries []Entry
+	err := r.Walk(func(e Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+// Walk is List one entry at a time: it reads the names in state/, then
+// reads each bottle and passes it to fn before reading the next, so that
+// only one bottle is in memory at once. It returns the first error of fn,
+// or one reading state/ itself.
+func (r *Root) Walk(fn func(Entry) error) error {
 	names, err := r.stateNames()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	entries := make([]Entry, 0, len(names))
 	for _, name := range names {
 		e := Entry{Identity: name}
 		if err := ValidateIdentity(name); err != nil {
@@ -31,9 +43,11 @@ func (r *Root) List() ([]Entry, error) {
 		} else {
 			e.Bottle, e.Err = r.load(name)
 		}
-		entries = append(entries, e)
+		if err := fn(e); err != nil {
+			return err
+		}
 	}
-	return entries, nil
+	return nil
 }
 
 // stateNames returns the non-hidden names in state/, sorted.

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bot-bottle/bottle-hook/state"
 )
 
@@ -31,12 +33,14 @@ type RunRequest struct {
 // Run is the whole lifecycle in one call. It starts the bottle (new or
 // resumed) and takes its session lease, which the kernel drops if this
 // process dies; runs the command with the launch spec added to its
-// environment, passing INT, TERM and HUP on to it; and ends the session
-// when the command exits, whatever the reason. It returns the command's
-// exit status, or 128+signal when a signal ended it, as an *ErrStatus
-// (nil for status 0). Any other error means the session could not start.
-// A command that cannot be started gives 127 or 126, as in a shell; a
-// session end that fails is logged and turns a zero status into 1.
+// environment, passing INT, TERM and HUP on to it (INT not while this
+// process is its terminal's foreground job: see terminalForeground); and
+// ends the session when the command exits, whatever the reason. It
+// returns the command's exit status, or 128+signal when a signal ended
+// it, as an *ErrStatus (nil for status 0). Any other error means the
+// session could not start. A command that cannot be started gives 127 or
+// 126, as in a shell; a session end that fails is logged and turns a zero
+// status into 1.
 func Run(env *Env, req RunRequest) error {
 	log := env.logger().Named("run")
 	if len(req.Command) == 0 {
@@ -144,12 +148,32 @@ func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease,
 	for {
 		select {
 		case sig := <-sigs:
+			if sig == syscall.SIGINT && terminalForeground() {
+				log.Debug("not forwarding signal: the terminal sent it to the command too",
+					"signal", sig.String())
+				continue
+			}
 			log.Debug("forwarding signal", "signal", sig.String())
 			_ = cmd.Process.Signal(sig)
 		case err := <-done:
 			return exitStatus(cmd, err), nil
 		}
 	}
+}
+
+// terminalForeground reports whether this process's group is the
+// foreground group of its controlling terminal. The command shares that
+// group, so an INT typed at the terminal (Ctrl-C) reached it as it reached
+// the wrapper; passing it on would deliver it twice, which some programs
+// (docker compose among them) take as a demand to force their way out.
+func terminalForeground() bool {
+	tty, err := os.Open("/dev/tty")
+	if err != nil {
+		return false // no controlling terminal
+	}
+	defer tty.Close()
+	pgrp, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }
 
 func exitStatus(cmd *exec.Cmd, err error) int {

@@ -59,14 +59,35 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var status *hooks.ErrStatus
 	if errors.As(err, &status) {
 		if status.Err != nil {
-			msg := strings.ReplaceAll(status.Err.Error(), "\n", " ")
-			fmt.Fprintf(stderr, "%s: %s\n", progName, msg)
+			fmt.Fprintf(stderr, "%s: %s\n", progName, oneLine(status.Err.Error()))
 		}
 		return status.Code
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintf(stderr, "%s: %s\n", progName, msg)
+	fmt.Fprintf(stderr, "%s: %s\n", progName, oneLine(err.Error()))
 	return exitCode(err)
+}
+
+// oneLine makes an error message one line of plain text for a terminal:
+// line breaks become spaces and other control characters are escaped, so
+// that a name quoted in the message cannot move the cursor or recolour
+// the screen.
+func oneLine(msg string) string {
+	var b strings.Builder
+	for _, r := range msg {
+		switch {
+		case r == '\n':
+			b.WriteByte(' ')
+		case r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func exitCode(err error) int {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/bot-bottle/bottle-hook/state"
 )
@@ -158,6 +159,9 @@ func yesNo(b bool) string {
 // would break the layout or hide what it says: controls, bidirectional
 // overrides, zero-width and other invisible characters.
 func printable(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
 			return strconv.Quote(s)

@@ -34,14 +34,60 @@ func tableText(t *testing.T, rows [][]string) string {
 }
 
 func TestTableMatchesTabwriter(t *testing.T) {
+	// For text one column per character, the layout is text/tabwriter's.
 	rows := [][]string{
 		{"IDENTITY", "AGENT", "STARTED", "LABEL"},
 		{"demo-abc12", "Démo", "2026-12-04T13:22:00Z", "-"},
-		{"x-00000", "日本語のエージェント", "-", "a label"},
+		{"x-00000", "Ωmega ñandú", "-", "a label"},
 		{"a-very-long-identity-00001", "a", "2026-12-04T13:22:00Z", "é"},
 	}
 	if got, want := tableText(t, rows), tabwriterTable(rows); got != want {
 		t.Errorf("table:\n%s\ntabwriter:\n%s", got, want)
+	}
+}
+
+func TestTableCountsTerminalColumns(t *testing.T) {
+	got := tableText(t, [][]string{
+		{"AGENT", "LABEL"},
+		{"日本語", "wide: two columns each"},
+		{"Cafe\u0301", "a combining mark takes none"},
+		{"ｆｕｌｌ", "fullwidth"},
+		{"🤖", "emoji"},
+		{"plain", "-"},
+	})
+	// The widest cell is ｆｕｌｌ, eight columns.
+	want := "" +
+		"AGENT     LABEL\n" +
+		"日本語    wide: two columns each\n" +
+		"Cafe\u0301      a combining mark takes none\n" +
+		"ｆｕｌｌ  fullwidth\n" +
+		"🤖        emoji\n" +
+		"plain     -\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestTableCutsLongCells(t *testing.T) {
+	long := strings.Repeat("x", 100000)
+	got := tableText(t, [][]string{
+		{"ID", "LABEL", "END"},
+		{"a", long, "end"},
+		{"b", strings.Repeat("日", 200), "end"},
+	})
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines, want 3", len(lines))
+	}
+	cut := strings.Repeat("x", maxCellWidth-1) + "…"
+	if want := "a   " + cut + "  end"; lines[1] != want {
+		t.Errorf("long ASCII cell: got %d bytes, want it cut to %d columns", len(lines[1]), maxCellWidth)
+	}
+	if w := cellWidth(lines[2]); w != cellWidth(lines[1]) {
+		t.Errorf("long wide cell: row is %d columns, the ASCII row %d", w, cellWidth(lines[1]))
+	}
+	if !strings.Contains(lines[2], "…") {
+		t.Errorf("long wide cell not cut: %q", lines[2])
 	}
 }
 
@@ -51,9 +97,15 @@ func TestTableSpansBlocks(t *testing.T) {
 		rows = append(rows, []string{fmt.Sprintf("id-%05d", i), strings.Repeat("x", i%17), "end"})
 	}
 	// A row longer than a block gets a block of its own.
-	rows = append(rows, []string{"long", "y", strings.Repeat("y", tableChunk+10)})
+	rows = append(rows, []string{"long", "y", strings.Repeat("y,", maxCellWidth)})
+	for range tableChunk / 200 {
+		rows = append(rows, []string{"wide", strings.Repeat("z", 190), "end"})
+	}
 	rows = append(rows, []string{"after", "z", "end"})
-	if got, want := tableText(t, rows), tabwriterTable(rows); got != want {
+	want := tabwriterTable(rows)
+	want = strings.Replace(want, strings.Repeat("y,", maxCellWidth),
+		strings.Repeat("y,", maxCellWidth/2)[:maxCellWidth-1]+"…", 1)
+	if got := tableText(t, rows); got != want {
 		t.Errorf("table of %d rows differs from tabwriter's (%d and %d bytes)", len(rows), len(got), len(want))
 	}
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"io/fs"
+	"path"
 	"sort"
 	"strings"
 )
@@ -17,7 +18,9 @@ type Entry struct {
 
 // List reads every bottle in state/ without taking any lock, sorted by
 // identity. An entry that cannot be read is returned with its error and
-// does not stop the listing. Hidden names are housekeeping and skipped.
+// does not stop the listing; one that is gone by the time it is read (a
+// session ended meanwhile) is left out. Hidden names are housekeeping and
+// skipped.
 func (r *Root) List() ([]Entry, error) {
 	var entries []Entry
 	err := r.Walk(func(e Entry) error {
@@ -43,11 +46,20 @@ func (r *Root) Walk(fn func(Entry) error) error {
 		} else {
 			e.Bottle, e.Err = r.load(name)
 		}
+		if e.Err != nil && r.vanished(name) {
+			continue // ended since the names were read
+		}
 		if err := fn(e); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// vanished reports whether name is no longer in state/.
+func (r *Root) vanished(name string) bool {
+	_, err := r.fs.Lstat(path.Join(stateDirName, name))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // stateNames returns the non-hidden names in state/, sorted.

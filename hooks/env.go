@@ -41,6 +41,10 @@ type Env struct {
 	// Container is the OCI container the call is made for, if any; it is
 	// recorded in the events log.
 	Container string
+	// Interrupt, when closed, stops extension hooks: the one running is
+	// killed as at its timeout, and no further one starts. Nil never
+	// interrupts.
+	Interrupt <-chan struct{}
 }
 
 func (e *Env) now() time.Time {

@@ -87,9 +87,20 @@ func (e *Env) extensions(event string, input hookInput) ([]HookRun, error) {
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if e.Interrupt != nil {
+		go func() {
+			select {
+			case <-e.Interrupt:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	var runs []HookRun
 	for _, name := range names {
-		run := runHook(filepath.Join(dir, name), name, env, stdin, timeout, log.With("hook", name))
+		run := runHook(ctx, filepath.Join(dir, name), name, env, stdin, timeout, log.With("hook", name))
 		runs = append(runs, run)
 		if run.ExitCode != 0 || run.Error != "" {
 			return runs, &HookError{Event: event, Run: run}
@@ -173,9 +184,9 @@ func hookEnv(event string, vars []EnvVar) []string {
 	return append(env, "BOTTLE_EVENT="+event)
 }
 
-func runHook(path, name string, env []string, stdin []byte,
+func runHook(parent context.Context, path, name string, env []string, stdin []byte,
 	timeout time.Duration, log hclog.Logger) HookRun {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Env = env
@@ -202,6 +213,9 @@ func runHook(path, name string, env []string, stdin []byte,
 	run := HookRun{Name: name, DurationMS: millis(time.Since(start))}
 	var exitErr *exec.ExitError
 	switch {
+	case parent.Err() != nil:
+		run.ExitCode = -1
+		run.Error = "interrupted; killed"
 	case ctx.Err() != nil:
 		run.ExitCode = -1
 		run.Error = fmt.Sprintf("timed out after %s; killed", timeout)

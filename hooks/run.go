@@ -35,7 +35,8 @@ type RunRequest struct {
 // process dies; runs the command with the launch spec added to its
 // environment, passing INT, TERM and HUP on to it (INT not while this
 // process is its terminal's foreground job: see terminalForeground); and
-// ends the session when the command exits, whatever the reason. It
+// ends the session when the command exits, whatever the reason (a signal
+// during the session-end hooks stops them, and the bottle is kept). It
 // returns the command's exit status, or 128+signal when a signal ended
 // it, as an *ErrStatus (nil for status 0). Any other error means the
 // session could not start. A command that cannot be started gives 127 or
@@ -59,7 +60,22 @@ func Run(env *Env, req RunRequest) error {
 	status, cmdErr := runCommand(req.Command, spec, lease, sigs, env)
 	log.Info("command exited", "status", status)
 
-	_, endErr := SessionEnd(env, spec.Identity, false)
+	// A signal from now on stops the session-end hooks; session end then
+	// keeps the bottle, as for any failing hook.
+	interrupt := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Warn("stopping session-end hooks", "signal", sig.String())
+			close(interrupt)
+		case <-ended:
+		}
+	}()
+	endEnv := *env
+	endEnv.Interrupt = interrupt
+	_, endErr := SessionEnd(&endEnv, spec.Identity, false)
+	close(ended)
 	lease.Release()
 	if endErr != nil {
 		log.Error("session end failed", keyError, endErr)

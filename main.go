@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 
@@ -155,8 +156,19 @@ func usageError(_ *cli.Context, err error, _ bool) error {
 	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
 		return hooks.Usage(fmt.Errorf("unknown flag --%s", strings.TrimLeft(name, "-")))
 	}
+	if m := badFlagValue.FindStringSubmatch(err.Error()); m != nil {
+		want := "want a duration such as 30s or 2m"
+		if m[1] != "" {
+			want = "want true or false"
+		}
+		return hooks.Usage(fmt.Errorf("--%s %s: %s", m[3], m[2], want))
+	}
 	return hooks.Usage(err)
 }
+
+// badFlagValue matches the flag package's refusal of a boolean or a
+// duration flag's value; the tool has no flag of another parsed type.
+var badFlagValue = regexp.MustCompile(`^invalid (boolean )?value ("[^"]*") for (?:flag )?-{1,2}([a-z0-9-]+): parse error$`)
 
 var globalFlags = []cli.Flag{
 	&cli.StringFlag{

@@ -45,7 +45,7 @@ type RunRequest struct {
 func Run(env *Env, req RunRequest) error {
 	log := env.logger().Named("run")
 	if len(req.Command) == 0 {
-		return usagef("run needs a command after --")
+		return usagef("run needs a command: run [flags] [--] COMMAND [ARG...]")
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, forwarded...)
@@ -78,12 +78,13 @@ func Run(env *Env, req RunRequest) error {
 	close(ended)
 	lease.Release()
 	if endErr != nil {
-		log.Error("session end failed", keyError, endErr)
 		if status == 0 {
 			status = 1
 		}
 		if cmdErr == nil {
-			cmdErr = endErr
+			cmdErr = endErr // reported by the caller
+		} else {
+			log.Error("session end failed", keyError, endErr)
 		}
 	}
 	if status == 0 {

@@ -46,7 +46,7 @@ func SessionEnd(env *Env, id string, force bool) (*EndResult, error) {
 					log.Error("preserve marker not written", keyError, perr)
 				}
 				return nil, c.finish(r, fmt.Errorf("%w; state kept and marked preserved "+
-					"(--force removes it anyway)", err))
+					"(session-end --force removes it)", err))
 			}
 			log.Warn("session-end hook failed; removing anyway (--force)", keyError, err)
 		}

@@ -115,11 +115,18 @@ func (r *Root) applyCapability(c Capability) ([]Change, error) {
 		}()
 	}
 	crashPoint("capability.staged")
-	if err := r.writeFile(PreserveName, nil, fileMode); err != nil {
+	// The marker means by being there: one already in place is kept.
+	marker := Change{Name: PreserveName, Digest: Digest(nil)}
+	if ok, err := r.isRegular(PreserveName); err != nil {
 		return nil, err
+	} else if !ok {
+		if err := r.writeFile(PreserveName, nil, fileMode); err != nil {
+			return nil, err
+		}
+		marker.Replaced = true
 	}
 	crashPoint("capability.marked")
-	changes := []Change{{Name: PreserveName, Replaced: true, Digest: Digest(nil)}}
+	changes := []Change{marker}
 	ch, err := r.replace(DockerfileName, c.Dockerfile)
 	if err != nil {
 		return changes, err

@@ -168,7 +168,8 @@ func usageError(_ *cli.Context, err error, _ bool) error {
 
 // badFlagValue matches the flag package's refusal of a boolean or a
 // duration flag's value; the tool has no flag of another parsed type.
-var badFlagValue = regexp.MustCompile(`^invalid (boolean )?value ("[^"]*") for (?:flag )?-{1,2}([a-z0-9-]+): parse error$`)
+var badFlagValue = regexp.MustCompile(
+	`^invalid (boolean )?value ("[^"]*") for (?:flag )?-{1,2}([a-z0-9-]+): parse error$`)
 
 var globalFlags = []cli.Flag{
 	&cli.StringFlag{

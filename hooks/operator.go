@@ -111,8 +111,9 @@ func (lw *ListWriter) Add(b *BottleInfo) error {
 		if b.Rebuilt {
 			image = "rebuilt"
 		}
-		lw.table.row(b.Identity, orDash(printable(b.AgentName)), orDash(b.StartedAt), printable(b.Backend),
-			orDash(printable(b.Label)), yesNo(b.Preserved), image, b.Session)
+		lw.table.row(b.Identity, orDash(printable(b.AgentName)), orDash(b.StartedAt),
+			printable(b.Backend), orDash(printable(b.Label)), yesNo(b.Preserved), image,
+			b.Session)
 		return nil
 	}
 	lw.buf.Reset()

@@ -38,20 +38,34 @@ func openPty(t *testing.T) (ptm, pts *os.File) {
 }
 
 // TestCtrlCReachesCommandOnce runs a session as the foreground job of a
-// terminal and types Ctrl-C: the terminal delivers INT to the wrapper and
-// its command alike, and the wrapper must not deliver it a second time.
-// An INT sent to the wrapper alone is still passed on (run-signals.txtar).
+// terminal and types Ctrl-C. The terminal delivers INT to the wrapper's
+// process group: a command in that group gets it from the terminal, and
+// the wrapper must not deliver it a second time; a command that moved to a
+// group of its own gets it only from the wrapper. An INT sent to a wrapper
+// without a terminal is passed on too (run-signals.txtar).
 func TestCtrlCReachesCommandOnce(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("needs sh as the wrapped command")
 	}
+	t.Run("same group", func(t *testing.T) { ctrlCOnce(t) })
+	t.Run("own group", func(t *testing.T) {
+		if _, err := exec.LookPath("setsid"); err != nil {
+			t.Skip("needs setsid")
+		}
+		ctrlCOnce(t, "setsid")
+	})
+}
+
+func ctrlCOnce(t *testing.T, wrap ...string) {
 	ptm, pts := openPty(t)
 	dir := t.TempDir()
 	count, ready, stop := filepath.Join(dir, "ints"), filepath.Join(dir, "ready"), filepath.Join(dir, "stop")
 	// The loop runs only builtins, so the shell runs its trap as soon as
 	// each INT arrives: two deliveries show as two lines.
 	script := `trap 'echo int >>"$1"' INT; : >"$2"; while [ ! -e "$3" ]; do :; done; exit 7`
-	cmd := exec.Command(binary(t), "run", "--agent", "tty", "--", "sh", "-c", script, "sh", count, ready, stop)
+	args := append([]string{"run", "--agent", "tty", "--"}, wrap...)
+	args = append(args, "sh", "-c", script, "sh", count, ready, stop)
+	cmd := exec.Command(binary(t), args...)
 	cmd.Env = []string{raceExitNow, "BOT_BOTTLE_ROOT=" + filepath.Join(dir, "root"),
 		"BOTTLE_HOOK_LOG_LEVEL=error", "PATH=" + os.Getenv("PATH")}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts

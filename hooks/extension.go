@@ -202,6 +202,9 @@ func runHook(parent context.Context, path, name string, env []string, stdin []by
 	// A child left running must not hold our pipes open past the hook.
 	cmd.WaitDelay = hookPipeGrace
 
+	if parent.Err() != nil {
+		return HookRun{Name: name, ExitCode: -1, Error: "interrupted before it started"}
+	}
 	start := time.Now()
 	err := cmd.Run()
 	if cmd.Process != nil {
@@ -213,6 +216,7 @@ func runHook(parent context.Context, path, name string, env []string, stdin []by
 	run := HookRun{Name: name, DurationMS: millis(time.Since(start))}
 	var exitErr *exec.ExitError
 	switch {
+	case err == nil:
 	case parent.Err() != nil:
 		run.ExitCode = -1
 		run.Error = "interrupted; killed"

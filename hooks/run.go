@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -33,15 +34,16 @@ type RunRequest struct {
 // Run is the whole lifecycle in one call. It starts the bottle (new or
 // resumed) and takes its session lease, which the kernel drops if this
 // process dies; runs the command with the launch spec added to its
-// environment, passing INT, TERM and HUP on to it (INT not while this
-// process is its terminal's foreground job: see terminalForeground); and
-// ends the session when the command exits, whatever the reason (a signal
-// during the session-end hooks stops them, and the bottle is kept). It
+// environment, passing INT, TERM and HUP on to it (INT not when the
+// terminal sent it to the command too: see terminalForeground); and ends
+// the session when the command exits, whatever the reason. A signal
+// during the pre-start hooks stops them and the command never runs; one
+// during the session-end hooks stops them, and the bottle is kept. It
 // returns the command's exit status, or 128+signal when a signal ended
 // it, as an *ErrStatus (nil for status 0). Any other error means the
 // session could not start. A command that cannot be started gives 127 or
-// 126, as in a shell; a session end that fails is logged and turns a zero
-// status into 1.
+// 126, as in a shell; a session end that fails turns a zero status into
+// 1.
 func Run(env *Env, req RunRequest) error {
 	log := env.logger().Named("run")
 	if len(req.Command) == 0 {
@@ -51,31 +53,49 @@ func Run(env *Env, req RunRequest) error {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	spec, lease, err := startSession(env, req.PreStart)
+	// A signal during pre-start stops its hooks, and the command never
+	// runs: a failed start removes what it minted, a started session is
+	// ended at once.
+	startEnv := *env
+	interrupt, unwatch := interruptOn(sigs, nil)
+	startEnv.Interrupt = interrupt
+	spec, lease, err := startSession(&startEnv, req.PreStart)
+	early := unwatch()
 	if err != nil {
+		if early != nil {
+			return &ErrStatus{Code: signalStatus(early),
+				Err: fmt.Errorf("run: %s before the command started: %w", early, err)}
+		}
 		return err
 	}
 	log = log.With(keyIdentity, spec.Identity)
 
-	status, cmdErr := runCommand(req.Command, spec, lease, sigs, env)
-	log.Info("command exited", "status", status)
+	var status int
+	var cmdErr error
+	if early != nil {
+		status, cmdErr = signalStatus(early), fmt.Errorf("run: %s before the command started", early)
+	} else {
+		status, cmdErr = runCommand(req.Command, spec, lease, sigs, env)
+		log.Info("command exited", "status", status)
+	}
 
 	// A signal from now on stops the session-end hooks; session end then
-	// keeps the bottle, as for any failing hook.
-	interrupt := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-sigs:
-			log.Warn("stopping session-end hooks", "signal", sig.String())
-			close(interrupt)
-		case <-ended:
-		}
-	}()
+	// keeps the bottle, as for any failing hook. The signal that ended the
+	// command, when it was sent to the whole process group (a Ctrl-C, a
+	// hangup), reached the wrapper too and may be read only now: what
+	// comes within staleSignal of the command's end is taken for it.
+	ended := time.Now()
 	endEnv := *env
-	endEnv.Interrupt = interrupt
+	endEnv.Interrupt, unwatch = interruptOn(sigs, func(sig os.Signal) bool {
+		if time.Since(ended) < staleSignal {
+			log.Debug("signal taken for the one that ended the command", "signal", sig.String())
+			return true
+		}
+		log.Warn("signal during session end: stopping its hooks", "signal", sig.String())
+		return false
+	})
 	_, endErr := SessionEnd(&endEnv, spec.Identity, false)
-	close(ended)
+	unwatch()
 	lease.Release()
 	if endErr != nil {
 		if status == 0 {
@@ -91,6 +111,46 @@ func Run(env *Env, req RunRequest) error {
 		return nil
 	}
 	return &ErrStatus{Code: status, Err: cmdErr}
+}
+
+// staleSignal is how long after its command's end a signal to the wrapper
+// is taken for the one that ended the command.
+const staleSignal = 250 * time.Millisecond
+
+// interruptOn watches sigs for a signal that ignore (if not nil) does not
+// dismiss. The channel it returns is closed at that signal; unwatch stops
+// the watching and returns the signal, nil if none came.
+func interruptOn(sigs <-chan os.Signal, ignore func(os.Signal) bool) (<-chan struct{}, func() os.Signal) {
+	interrupt := make(chan struct{})
+	stop := make(chan struct{})
+	got := make(chan os.Signal, 1)
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if ignore != nil && ignore(sig) {
+					continue
+				}
+				close(interrupt)
+				got <- sig
+				return
+			case <-stop:
+				got <- nil
+				return
+			}
+		}
+	}()
+	return interrupt, func() os.Signal {
+		close(stop)
+		return <-got
+	}
+}
+
+func signalStatus(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
 }
 
 // startSession runs pre-start with the session's lease held. A resumed
@@ -150,7 +210,7 @@ func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease,
 	// without running it.
 	select {
 	case sig := <-sigs:
-		return 128 + int(sig.(syscall.Signal)), fmt.Errorf("run: %s before the command started", sig)
+		return signalStatus(sig), fmt.Errorf("run: %s before the command started", sig)
 	default:
 	}
 	if err := cmd.Start(); err != nil {
@@ -165,7 +225,7 @@ func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease,
 	for {
 		select {
 		case sig := <-sigs:
-			if sig == syscall.SIGINT && terminalForeground() {
+			if sig == syscall.SIGINT && terminalForeground(cmd.Process.Pid) {
 				log.Debug("not forwarding signal: the terminal sent it to the command too",
 					"signal", sig.String())
 				continue
@@ -178,19 +238,24 @@ func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease,
 	}
 }
 
-// terminalForeground reports whether this process's group is the
-// foreground group of its controlling terminal. The command shares that
-// group, so an INT typed at the terminal (Ctrl-C) reached it as it reached
-// the wrapper; passing it on would deliver it twice, which some programs
-// (docker compose among them) take as a demand to force their way out.
-func terminalForeground() bool {
+// terminalForeground reports whether process pid is in the foreground
+// group of the controlling terminal. An INT typed at the terminal (Ctrl-C)
+// then reached it as it reached the wrapper; passing it on would deliver
+// it twice, which some programs (docker compose among them) take as a
+// demand to force their way out. A command that moved to a group of its
+// own (setsid, timeout) gets no Ctrl-C from the terminal, so it is not.
+func terminalForeground(pid int) bool {
 	tty, err := os.Open("/dev/tty")
 	if err != nil {
 		return false // no controlling terminal
 	}
 	defer tty.Close()
-	pgrp, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
-	return err == nil && pgrp == unix.Getpgrp()
+	fg, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
+	if err != nil {
+		return false
+	}
+	pgrp, err := unix.Getpgid(pid)
+	return err == nil && pgrp == fg
 }
 
 func exitStatus(cmd *exec.Cmd, err error) int {

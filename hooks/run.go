@@ -179,7 +179,9 @@ func startSession(env *Env, req PreStartRequest) (*LaunchSpec, *state.Lease, err
 	}
 	spec, _, err := preStart(env, req)
 	if err != nil {
-		lease.Release()
+		// The bottle is left as it was: one never run under a wrapper
+		// keeps having no lease file.
+		lease.Abandon()
 		return nil, nil, err
 	}
 	return spec, lease, nil

@@ -45,6 +45,11 @@ var ErrLeaseHeld = errors.New("bottle is in use by a live session")
 // so the bottle stays live while any process of the session runs.
 type Lease struct {
 	f *os.File
+	// For Abandon: where the file is, and whether taking the lease
+	// created it.
+	r       *Root
+	rel     string
+	created bool
 }
 
 // File is the lease's open file, for a command to inherit.
@@ -80,6 +85,7 @@ func (r *Root) tryLease(id string) (*Lease, error) {
 	}
 	rel := path.Join(leasesDirName, id)
 	for attempt := 0; attempt < maxLockAttempts; attempt++ {
+		_, statErr := r.fs.Lstat(rel)
 		f, err := r.openLease(rel, os.O_RDWR|os.O_CREATE)
 		if err != nil {
 			return nil, err
@@ -102,7 +108,7 @@ func (r *Root) tryLease(id string) (*Lease, error) {
 		held, err1 := f.Stat()
 		cur, err2 := r.fs.Lstat(rel)
 		if err1 == nil && err2 == nil && os.SameFile(held, cur) {
-			return &Lease{f: f}, nil
+			return &Lease{f: f, r: r, rel: rel, created: errors.Is(statErr, fs.ErrNotExist)}, nil
 		}
 		f.Close()
 	}
@@ -123,6 +129,20 @@ func (r *Root) openLease(rel string, flag int) (*os.File, error) {
 // Release drops this process's hold on the lease. The lease file stays, so
 // the bottle is known to have been run under a wrapper.
 func (l *Lease) Release() error { return l.f.Close() }
+
+// Abandon drops the lease of a session that never ran. A lease file that
+// taking the lease created is removed first (still held, so no other
+// session can take it meanwhile), so that a bottle never run under a
+// wrapper does not turn into an orphan for gc. The Root the lease was
+// taken through must still be open.
+func (l *Lease) Abandon() error {
+	if l.created {
+		if err := l.r.fs.Remove(l.rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.r.log.Warn("lease file left behind", "path", l.r.Path(l.rel), "error", err)
+		}
+	}
+	return l.f.Close()
+}
 
 // SessionState reports whether a live session holds the bottle, without
 // taking or creating anything. Anything odd in place of a lease file (a

@@ -258,7 +258,12 @@ func (res *InspectResult) Write(w io.Writer, f Format) error {
 		if json.Unmarshal(raw, &ev) != nil {
 			continue
 		}
-		line := fmt.Sprintf("  %s  %-13s %-6s", ev.Time, ev.Event, ev.Outcome)
+		when := printable(ev.Time)
+		if t, err := time.Parse(time.RFC3339Nano, ev.Time); err == nil {
+			// Fixed width, so that the columns line up.
+			when = t.UTC().Format("2006-01-02T15:04:05.000Z")
+		}
+		line := fmt.Sprintf("  %s  %-13s %-6s", when, ev.Event, printable(ev.Outcome))
 		if ev.Decision != "" {
 			line += " " + ev.Decision
 		}

@@ -96,10 +96,10 @@ func pad(bw *bufio.Writer, n int) {
 // runeWidth is the number of terminal columns r takes.
 func runeWidth(r rune) int {
 	switch {
-	case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf):
-		return 0
 	case r < utf8.RuneSelf:
 		return 1
+	case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf):
+		return 0
 	}
 	switch width.LookupRune(r).Kind() {
 	case width.EastAsianWide, width.EastAsianFullwidth:
@@ -109,8 +109,15 @@ func runeWidth(r rune) int {
 }
 
 func cellWidth(s string) int {
-	n := 0
-	for _, r := range s {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return len(s) // ASCII, one column a byte
+	}
+	n := i
+	for _, r := range s[i:] {
 		n += runeWidth(r)
 	}
 	return n

@@ -120,7 +120,8 @@ const staleSignal = 250 * time.Millisecond
 // interruptOn watches sigs for a signal that ignore (if not nil) does not
 // dismiss. The channel it returns is closed at that signal; unwatch stops
 // the watching and returns the signal, nil if none came.
-func interruptOn(sigs <-chan os.Signal, ignore func(os.Signal) bool) (<-chan struct{}, func() os.Signal) {
+func interruptOn(sigs <-chan os.Signal,
+	ignore func(os.Signal) bool) (_ <-chan struct{}, unwatch func() os.Signal) {
 	interrupt := make(chan struct{})
 	stop := make(chan struct{})
 	got := make(chan os.Signal, 1)

@@ -216,7 +216,9 @@ func runHook(parent context.Context, path, name string, env []string, stdin []by
 	run := HookRun{Name: name, DurationMS: millis(time.Since(start))}
 	var exitErr *exec.ExitError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, exec.ErrWaitDelay):
+		// The hook exited 0 (with ErrWaitDelay, only its children
+		// lingered), whatever came after.
 	case parent.Err() != nil:
 		run.ExitCode = -1
 		run.Error = "interrupted; killed"
@@ -228,8 +230,6 @@ func runHook(parent context.Context, path, name string, env []string, stdin []by
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			run.Error = "killed by " + ws.Signal().String()
 		}
-	case errors.Is(err, exec.ErrWaitDelay):
-		// The hook exited 0; only its children lingered.
 	case err != nil:
 		run.ExitCode = -1
 		run.Error = unwrapExec(err)

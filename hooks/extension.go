@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -196,8 +197,12 @@ func runHook(parent context.Context, path, name string, env []string, stdin []by
 	stderr := &lineLog{log: log, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Its own process group, so a timeout kills the hook with every
-	// child it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// child it started. The hook dies with this process too: the
+	// parent-death signal is tied to the thread that forks, which is kept
+	// until the hook is reaped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A child left running must not hold our pipes open past the hook.
 	cmd.WaitDelay = hookPipeGrace

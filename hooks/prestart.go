@@ -119,24 +119,23 @@ func resume(env *Env, req PreStartRequest) (*LaunchSpec, error) {
 	c := env.begin(eventPreStart, req.Resume)
 	c.ev.Decision = "resumed"
 	c.known = true
-	wasPreserved := b.Preserved
+	if !req.session {
+		// Its new launcher holds no lease: a lease file left by an
+		// earlier wrapper would make gc take it for an orphan, even
+		// while the hooks below run.
+		r.ForgetLease(req.Resume)
+	}
 	if b, err = r.Resume(req.Resume); err != nil {
 		return nil, c.finish(r, err)
 	}
 	spec := NewLaunchSpec(b, req.Image, true)
+	// The marker stays until the hooks have passed: a start that fails,
+	// or is killed meanwhile, leaves the bottle as it was.
 	if err := env.preStartHooks(c, b, spec); err != nil {
-		// The start failed: the bottle is kept as it was, marker and all.
-		if wasPreserved {
-			if perr := r.MarkPreserved(req.Resume); perr != nil {
-				log.Error("preserve marker not restored", keyError, perr)
-			}
-		}
 		return nil, c.finish(r, err)
 	}
-	if !req.session {
-		// Its new launcher holds no lease: a lease file left by an
-		// earlier wrapper would make gc take it for an orphan.
-		r.ForgetLease(req.Resume)
+	if err := r.ClearPreserved(req.Resume); err != nil {
+		return nil, c.finish(r, err)
 	}
 	log.Info("bottle resumed", "rebuilt", b.Dockerfile != "")
 	return spec, c.finish(r, nil)

@@ -234,9 +234,10 @@ func (r *Root) publish(staging, id string) error {
 }
 
 // Resume loads an existing bottle for a new session: its metadata must
-// exist and parse. It recreates any missing subdirectory and clears the
-// preserve marker, so the next session end removes the state again unless
-// something marks it anew.
+// exist and parse. It recreates any missing subdirectory. The preserve
+// marker is left in place: ClearPreserved takes it away once the start has
+// succeeded, so that a start that fails or is killed on the way keeps the
+// bottle as safe as it was.
 func (r *Root) Resume(id string) (*Bottle, error) {
 	if err := ValidateIdentity(id); err != nil {
 		return nil, err
@@ -248,20 +249,28 @@ func (r *Root) Resume(id string) (*Bottle, error) {
 				return err
 			}
 		}
-		if b.Preserved {
-			err := br.fs.Remove(PreserveName)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("clear preserve marker of %q: %w", id, err)
-			}
-			if err := br.syncDir("."); err != nil {
-				return err
-			}
-			b.Preserved = false
-		}
 		resumed = b
 		return nil
 	})
 	return resumed, err
+}
+
+// ClearPreserved removes a bottle's preserve marker, so that the next
+// session end removes the state again unless something marks it anew.
+func (r *Root) ClearPreserved(id string) error {
+	if err := ValidateIdentity(id); err != nil {
+		return err
+	}
+	return r.withBottle(id, func(b *Bottle, br *Root) error {
+		if !b.Preserved {
+			return nil
+		}
+		err := br.fs.Remove(PreserveName)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clear preserve marker of %q: %w", id, err)
+		}
+		return br.syncDir(".")
+	})
 }
 
 // Load reads one bottle without taking its lock. It fails with ErrNotFound

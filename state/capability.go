@@ -144,15 +144,30 @@ func (r *Root) applyCapability(c Capability) ([]Change, error) {
 }
 
 // checkSourceDir refuses a transcript source that is not a real directory
-// (a trailing slash does not make a symlink one) or that lies inside the
-// state root, where a copy could copy itself.
+// (a trailing slash does not make a symlink one), that lies inside the
+// state root, or that holds it: a copy would copy itself. Both are
+// compared with every symlink on their way resolved.
 func (r *Root) checkSourceDir(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return invalidf("transcript %s: %v", dir, err)
 	}
-	if abs == r.dir || strings.HasPrefix(abs, r.dir+string(filepath.Separator)) {
+	src, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return invalidf("transcript %s: %v", dir, unwrapPath(err))
+	}
+	root, err := filepath.EvalSymlinks(r.dir)
+	if err != nil {
+		return fmt.Errorf("state root %s: %w", r.dir, unwrapPath(err))
+	}
+	within := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/")
+	}
+	if within(src, root) {
 		return invalidf("transcript %s: inside the state root", dir)
+	}
+	if within(root, src) {
+		return invalidf("transcript %s: holds the state root", dir)
 	}
 	fi, err := os.Lstat(abs)
 	if err != nil {

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -266,6 +267,9 @@ func (g *collector) locks() error {
 		return err
 	}
 	for _, id := range ids {
+		if g.odd(locksDirName, id) {
+			continue
+		}
 		if g.opts.DryRun {
 			if !g.r.lockHeld(id) {
 				g.record(GCRemoveLock, id, path.Join(locksDirName, id))
@@ -296,6 +300,9 @@ func (g *collector) leases() error {
 		return err
 	}
 	for _, id := range ids {
+		if g.odd(leasesDirName, id) {
+			continue
+		}
 		if g.r.SessionState(id) == SessionLive {
 			continue
 		}
@@ -305,6 +312,41 @@ func (g *collector) leases() error {
 		}
 	}
 	return nil
+}
+
+// odd handles a name in a housekeeping directory (.locks, .leases) that is
+// not a regular file, and so none of ours and nothing to lock: a symlink,
+// a FIFO or an empty directory is removed by its name, never followed; a
+// directory with something in it is left alone with a warning. It reports
+// whether the name was odd.
+func (g *collector) odd(dir, id string) bool {
+	rel := path.Join(dir, id)
+	fi, err := g.r.fs.Lstat(rel)
+	if err != nil || fi.Mode().IsRegular() {
+		return false
+	}
+	if fi.IsDir() && !g.r.emptyDir(rel) {
+		g.r.log.Warn("gc left a directory that is not its own", "path", g.r.Path(rel))
+		return true
+	}
+	g.record(GCRemoveLock, id, rel)
+	if !g.opts.DryRun {
+		if err := g.r.fs.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			g.skip(fmt.Errorf("remove %s: %w", g.r.Path(rel), err))
+		}
+	}
+	return true
+}
+
+// emptyDir reports whether rel is a directory with nothing in it.
+func (r *Root) emptyDir(rel string) bool {
+	d, err := r.fs.Open(rel)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(1)
+	return len(names) == 0 && errors.Is(err, io.EOF)
 }
 
 // withFreeLock runs fn under the bottle's lock if nobody holds it, and skips

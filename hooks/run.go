@@ -64,7 +64,7 @@ func Run(env *Env, req RunRequest) error {
 	if err != nil {
 		if early != nil {
 			return &ErrStatus{Code: signalStatus(early),
-				Err: fmt.Errorf("run: %s before the command started: %w", early, err)}
+				Err: fmt.Errorf("%w: %w", notStarted(early), err)}
 		}
 		return err
 	}
@@ -73,7 +73,7 @@ func Run(env *Env, req RunRequest) error {
 	var status int
 	var cmdErr error
 	if early != nil {
-		status, cmdErr = signalStatus(early), fmt.Errorf("run: %s before the command started", early)
+		status, cmdErr = signalStatus(early), notStarted(early)
 	} else {
 		status, cmdErr = runCommand(req.Command, spec, lease, sigs, env)
 		log.Info("command exited", "status", status)
@@ -147,6 +147,10 @@ func interruptOn(sigs <-chan os.Signal,
 	}
 }
 
+func notStarted(sig os.Signal) error {
+	return fmt.Errorf("run: %s before the command started", sig)
+}
+
 func signalStatus(sig os.Signal) int {
 	if s, ok := sig.(syscall.Signal); ok {
 		return 128 + int(s)
@@ -213,7 +217,7 @@ func runCommand(argv []string, spec *LaunchSpec, lease *state.Lease,
 	// without running it.
 	select {
 	case sig := <-sigs:
-		return signalStatus(sig), fmt.Errorf("run: %s before the command started", sig)
+		return signalStatus(sig), notStarted(sig)
 	default:
 	}
 	if err := cmd.Start(); err != nil {

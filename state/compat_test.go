@@ -247,9 +247,13 @@ func TestCompatList(t *testing.T) {
 			wantIDs = append(wantIDs, tree.broken...)
 			sort.Strings(wantIDs)
 
-			entries, err := r.List()
+			var entries []state.Entry
+			err := r.Walk(func(e state.Entry) error {
+				entries = append(entries, e)
+				return nil
+			})
 			if err != nil {
-				t.Fatalf("List: %v", err)
+				t.Fatalf("Walk: %v", err)
 			}
 			var gotIDs []string
 			for _, e := range entries {

@@ -45,10 +45,10 @@ var ErrLeaseHeld = errors.New("bottle is in use by a live session")
 // so the bottle stays live while any process of the session runs.
 type Lease struct {
 	f *os.File
-	// For Abandon: where the file is, and whether taking the lease
-	// created it.
+	// For Abandon: the bottle, and whether taking the lease created its
+	// file.
 	r       *Root
-	rel     string
+	id      string
 	created bool
 }
 
@@ -108,7 +108,7 @@ func (r *Root) tryLease(id string) (*Lease, error) {
 		held, err1 := f.Stat()
 		cur, err2 := r.fs.Lstat(rel)
 		if err1 == nil && err2 == nil && os.SameFile(held, cur) {
-			return &Lease{f: f, r: r, rel: rel, created: errors.Is(statErr, fs.ErrNotExist)}, nil
+			return &Lease{f: f, r: r, id: id, created: errors.Is(statErr, fs.ErrNotExist)}, nil
 		}
 		f.Close()
 	}
@@ -137,9 +137,7 @@ func (l *Lease) Release() error { return l.f.Close() }
 // taken through must still be open.
 func (l *Lease) Abandon() error {
 	if l.created {
-		if err := l.r.fs.Remove(l.rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			l.r.log.Warn("lease file left behind", "path", l.r.Path(l.rel), "error", err)
-		}
+		l.r.forgetLease(l.id)
 	}
 	return l.f.Close()
 }

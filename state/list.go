@@ -3,7 +3,6 @@ package state
 import (
 	"errors"
 	"io/fs"
-	"path"
 	"sort"
 	"strings"
 )
@@ -16,23 +15,12 @@ type Entry struct {
 	Err      error
 }
 
-// List reads every bottle in state/ without taking any lock, sorted by
-// identity. An entry that cannot be read is returned with its error and
-// does not stop the listing; one that is gone by the time it is read (a
-// session ended meanwhile) is left out. Hidden names are housekeeping and
-// skipped.
-func (r *Root) List() ([]Entry, error) {
-	var entries []Entry
-	err := r.Walk(func(e Entry) error {
-		entries = append(entries, e)
-		return nil
-	})
-	return entries, err
-}
-
-// Walk is List one entry at a time: it reads the names in state/, then
-// reads each bottle and passes it to fn before reading the next, so that
-// only one bottle is in memory at once. It returns the first error of fn,
+// Walk reads every bottle in state/ without taking any lock, in identity
+// order: it reads the names, then reads each bottle and passes it to fn
+// before reading the next, so that only one bottle is in memory at once.
+// An entry that cannot be read is passed with its error; one that is gone
+// by the time it is read (a session ended meanwhile) is left out. Hidden
+// names are housekeeping and skipped. Walk returns the first error of fn,
 // or one reading state/ itself.
 func (r *Root) Walk(fn func(Entry) error) error {
 	names, err := r.stateNames()
@@ -58,7 +46,7 @@ func (r *Root) Walk(fn func(Entry) error) error {
 
 // vanished reports whether name is no longer in state/.
 func (r *Root) vanished(name string) bool {
-	_, err := r.fs.Lstat(path.Join(stateDirName, name))
+	_, err := r.fs.Lstat(bottleRel(name))
 	return errors.Is(err, fs.ErrNotExist)
 }
 

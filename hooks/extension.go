@@ -101,7 +101,8 @@ func (e *Env) extensions(event string, input hookInput) ([]HookRun, error) {
 	}
 	var runs []HookRun
 	for _, name := range names {
-		run := runHook(ctx, filepath.Join(dir, name), name, env, stdin, timeout, log.With("hook", name))
+		run := runHook(ctx, filepath.Join(dir, name), name, env, stdin, timeout,
+			log.With("hook", name))
 		runs = append(runs, run)
 		if run.ExitCode != 0 || run.Error != "" {
 			return runs, &HookError{Event: event, Run: run}

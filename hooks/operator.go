@@ -94,7 +94,8 @@ func NewListWriter(w io.Writer, f Format) *ListWriter {
 		lw.enc.SetIndent("    ", "  ")
 		lw.enc.SetEscapeHTML(false)
 	} else {
-		lw.table.row("IDENTITY", "AGENT", "STARTED", "BACKEND", "LABEL", "PRESERVED", "IMAGE", "SESSION")
+		lw.table.row("IDENTITY", "AGENT", "STARTED", "BACKEND", "LABEL", "PRESERVED",
+			"IMAGE", "SESSION")
 	}
 	return lw
 }

@@ -88,7 +88,8 @@ func Run(env *Env, req RunRequest) error {
 	endEnv := *env
 	endEnv.Interrupt, unwatch = interruptOn(sigs, func(sig os.Signal) bool {
 		if time.Since(ended) < staleSignal {
-			log.Debug("signal taken for the one that ended the command", "signal", sig.String())
+			log.Debug("signal taken for the one that ended the command",
+				"signal", sig.String())
 			return true
 		}
 		log.Warn("signal during session end: stopping its hooks", "signal", sig.String())

@@ -108,7 +108,8 @@ func (r *Root) tryLease(id string) (*Lease, error) {
 		held, err1 := f.Stat()
 		cur, err2 := r.fs.Lstat(rel)
 		if err1 == nil && err2 == nil && os.SameFile(held, cur) {
-			return &Lease{f: f, r: r, id: id, created: errors.Is(statErr, fs.ErrNotExist)}, nil
+			created := errors.Is(statErr, fs.ErrNotExist)
+			return &Lease{f: f, r: r, id: id, created: created}, nil
 		}
 		f.Close()
 	}
